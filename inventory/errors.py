@@ -1,0 +1,23 @@
+"""Problems found while loading: collected, never raised one at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    location: str  # "file:line" for YAML, "$.devices[3].ip" for JSON
+    message: str
+    path: tuple[str | int, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class InventoryError(Exception):
+    """The inventory is invalid. `problems` lists every error found, in source order."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

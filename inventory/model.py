@@ -1,0 +1,161 @@
+"""Typed, immutable inventory model shared by the loader, the service, the exporter and the generators."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from inventory.secrets import Secret
+
+ROLES = ("isp", "router", "switch", "firewall", "atm", "server", "other")
+DEFAULT_ROLE = "other"
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+LABEL_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
+# Labels the exporter sets itself; an extra label with one of these names would clash.
+RESERVED_LABELS = frozenset({"device", "ip", "role", "region", "branch", "isp", "job", "instance"})
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+SNMP_VERSIONS = ("1", "2c", "3")
+SNMP_AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
+SNMP_PRIV_PROTOCOLS = ("DES", "AES", "AES192", "AES256")
+
+EMPTY_LABELS: Mapping[str, str] = MappingProxyType({})
+
+
+def frozen_labels(labels: Mapping[str, str] | None) -> Mapping[str, str]:
+    """A read-only, key-sorted copy, so equal label sets compare and dump identically."""
+    if not labels:
+        return EMPTY_LABELS
+    return MappingProxyType(dict(sorted(labels.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    name: str
+    ip: str  # canonical text form (ipaddress.ip_address(...).compressed)
+    region: str
+    branch: str
+    role: str = DEFAULT_ROLE
+    isp: str | None = None
+    snmp: str | None = None
+    enabled: bool = True
+    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY_LABELS)
+    # Where the device was defined ("file:line" or a JSON path); for messages only.
+    location: str = field(default="", compare=False)
+
+    @property
+    def ip_version(self) -> int:
+        return ipaddress.ip_address(self.ip).version
+
+    def target_labels(self) -> dict[str, str]:
+        """The identifying labels every per-device series carries (metric contract)."""
+        out = {
+            "device": self.name,
+            "ip": self.ip,
+            "role": self.role,
+            "region": self.region,
+            "branch": self.branch,
+        }
+        if self.role == "isp":
+            out["isp"] = self.isp or ""
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SnmpProfile:
+    name: str
+    version: str  # one of SNMP_VERSIONS
+    community: Secret | None = None  # v1/v2c
+    username: str | None = None  # v3
+    auth_protocol: str | None = None
+    auth_key: Secret | None = None
+    priv_protocol: str | None = None
+    priv_key: Secret | None = None
+    port: int = 161
+    timeout: float = 2.0  # seconds per request
+    retries: int = 1
+    max_repetitions: int = 25
+
+    @property
+    def security_level(self) -> str | None:
+        if self.version != "3":
+            return None
+        if self.priv_protocol:
+            return "authPriv"
+        if self.auth_protocol:
+            return "authNoPriv"
+        return "noAuthNoPriv"
+
+    def secrets(self) -> dict[str, Secret]:
+        found = {"community": self.community, "auth_key": self.auth_key, "priv_key": self.priv_key}
+        return {k: v for k, v in found.items() if v is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """All given conditions must hold (logical AND)."""
+
+    ip_last_octet: int | None = None
+    ip_in: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    name_regex: re.Pattern[str] | None = None
+    labels: Mapping[str, str] = field(default_factory=lambda: EMPTY_LABELS)
+    region: str | None = None
+    branch: str | None = None
+
+    def matches(self, name: str, ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                region: str | None, branch: str | None, labels: Mapping[str, str]) -> bool:
+        if self.ip_last_octet is not None:
+            if int(ip) & 0xFF != self.ip_last_octet:  # last byte, IPv4 and IPv6 alike
+                return False
+        if self.ip_in and not any(ip in net for net in self.ip_in):
+            return False
+        if self.name_regex is not None and not self.name_regex.search(name):
+            return False
+        if self.region is not None and region != self.region:
+            return False
+        if self.branch is not None and branch != self.branch:
+            return False
+        return all(labels.get(k) == v for k, v in self.labels.items())
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifyRule:
+    match: Match
+    set: Mapping[str, object]  # subset of role/isp/region/branch/snmp/enabled/labels
+    location: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    name: str
+    weekdays: tuple[str, ...]  # empty = every day
+    times: tuple[tuple[str, str], ...]  # ("01:00", "03:00"); empty = all day
+    timezone: str = "UTC"
+    branches: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    devices: tuple[str, ...] = ()
+    location: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Inventory:
+    devices: tuple[Device, ...] = ()
+    snmp_profiles: Mapping[str, SnmpProfile] = field(default_factory=lambda: MappingProxyType({}))
+    classify: tuple[ClassifyRule, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    source: str = field(default="", compare=False)
+
+    def enabled_devices(self) -> tuple[Device, ...]:
+        return tuple(d for d in self.devices if d.enabled)
+
+    def by_name(self) -> dict[str, Device]:
+        return {d.name: d for d in self.devices}
+
+    def counts(self, attr: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for d in self.devices:
+            key = getattr(d, attr)
+            out[key] = out.get(key, 0) + 1
+        return dict(sorted(out.items()))

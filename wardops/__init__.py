@@ -1,0 +1,3 @@
+"""wardops: network reachability monitoring for Prometheus/VictoriaMetrics."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""`wardops` entry point. Subcommands live in their own modules, imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from wardops import __version__
+
+# name -> (module with configure(parser), one-line help). Adding a command is one entry here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("wardops.check", "validate an inventory file and print a summary"),
+    "inventory": ("inventory.cli", "synthetic inventories, import/export, the inventory service"),
+}
+
+
+def _usage() -> str:
+    lines = [f"usage: wardops COMMAND [ARGS...]   (wardops {__version__})", "", "commands:"]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run `wardops COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"wardops {__version__}")
+        return 0
+    name = argv[0]
+    if name not in COMMANDS:
+        print(f"wardops: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"wardops {name}", description=help_)
+    module.configure(parser)
+    args = parser.parse_args(argv[1:])
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
