@@ -159,3 +159,17 @@ class Inventory:
             key = getattr(d, attr)
             out[key] = out.get(key, 0) + 1
         return dict(sorted(out.items()))
+
+
+def shard_of(device_name: str, shards: int) -> int:
+    """Stable shard of a device for `--shard i/n` and SD `shard=i/n` (same on every host and run)."""
+    import zlib
+
+    return zlib.crc32(device_name.encode()) % shards
+
+
+# HTTP service discovery (Prometheus http_sd_configs) contract, shared by the inventory service
+# (producer) and the exporter's `--inventory URL` (consumer): one target group per enabled device,
+# targets [ip], labels = Device.target_labels() plus these meta labels.
+SD_META_SNMP = "__meta_wardops_snmp_profile"  # SNMP profile name, absent without SNMP
+SD_META_LABEL_PREFIX = "__meta_wardops_label_"  # + extra label name -> value
