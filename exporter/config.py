@@ -164,7 +164,7 @@ class _Builder:
                 self.error(path + (key,), f"unknown key (allowed: {', '.join(allowed)})")
         return value
 
-    def duration(self, m, path, key, default, low=0.0, high=3600.0) -> float:
+    def duration(self, m, path, key, default, low=0.0, high=3600.0, allow_zero=False) -> float:
         if key not in m:
             return default
         value = m[key]
@@ -173,8 +173,9 @@ class _Builder:
             seconds = float(value)
         elif isinstance(value, str) and (match := _DURATION_RE.match(value.strip())):
             seconds = float(match.group(1)) * _UNITS[match.group(2)]
-        if seconds is None or not math.isfinite(seconds) or not low < seconds <= high:
-            self.error(path + (key,), f"must be a duration above {low:g}s and at most {high:g}s "
+        if seconds is None or not math.isfinite(seconds) or not (low < seconds <= high or (allow_zero and seconds == 0)):
+            above = f"from {low:g}s" if allow_zero else f"above {low:g}s"
+            self.error(path + (key,), f"must be a duration {above} to {high:g}s "
                                       f"(seconds, or like 500ms, 2s, 1m), got {_kind(value)}")
             return default
         return seconds
@@ -244,7 +245,7 @@ class _Builder:
                 name=name,
                 interval=self.duration(m, p, "interval", base.interval, 0.05, 3600),
                 packets=self.integer(m, p, "packets", base.packets, 1, 20),
-                spacing=self.duration(m, p, "spacing", base.spacing, 0.0, 60),
+                spacing=self.duration(m, p, "spacing", base.spacing, 0.0, 60, allow_zero=True),
                 timeout=self.duration(m, p, "timeout", base.timeout, 0.0, 60),
                 down_after=self.integer(m, p, "down_after", base.down_after, 1, 100),
                 up_after=self.integer(m, p, "up_after", base.up_after, 1, 100),

@@ -37,7 +37,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(b"".join(chunks))
+            for chunk in chunks:  # no join: a 10k-device exposition is ~14 MB, do not copy it
+                self.wfile.write(chunk)
 
     def do_HEAD(self):
         self.do_GET()

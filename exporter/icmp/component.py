@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from exporter.component import Runtime
 from exporter.config import Policy
-from exporter.exposition import Family, Section, label_text, number
+from exporter.exposition import Family, Section, label_text
 from exporter.icmp.engine import IcmpEngine
 from exporter.state import UNKNOWN, DeviceState, round_stats
 from inventory.model import Device
@@ -60,13 +60,13 @@ def render_rows(rows: Iterable[Row]) -> Section:
         k = 0 if is_isp else 1
         if state != UNKNOWN:
             up[k].append(f"wardops_icmp_up{labels} {state}\n")
-            since[k].append(f"wardops_icmp_last_change_timestamp_seconds{labels} {number(since_ts)}\n")
+            since[k].append(f"wardops_icmp_last_change_timestamp_seconds{labels} {round(since_ts, 3)!r}\n")
         if n_recv:
-            rtt[k].append(f"wardops_icmp_rtt_seconds{labels} {avg!r}\n")
-            rmin[k].append(f"wardops_icmp_rtt_min_seconds{labels} {lo!r}\n")
-            rmax[k].append(f"wardops_icmp_rtt_max_seconds{labels} {hi!r}\n")
-            jit[k].append(f"wardops_icmp_jitter_seconds{labels} {jitter!r}\n")
-        loss[k].append(f"wardops_icmp_loss_ratio{labels} {number(lost)}\n")
+            rtt[k].append(f"wardops_icmp_rtt_seconds{labels} {round(avg, 9)!r}\n")
+            rmin[k].append(f"wardops_icmp_rtt_min_seconds{labels} {round(lo, 9)!r}\n")
+            rmax[k].append(f"wardops_icmp_rtt_max_seconds{labels} {round(hi, 9)!r}\n")
+            jit[k].append(f"wardops_icmp_jitter_seconds{labels} {round(jitter, 9)!r}\n")
+        loss[k].append(f"wardops_icmp_loss_ratio{labels} {round(lost, 6)!r}\n")
         sent[k].append(f"wardops_icmp_packets_sent_total{labels} {n_sent}\n")
         recv[k].append(f"wardops_icmp_packets_received_total{labels} {n_recv}\n")
         chg[k].append(f"wardops_icmp_status_changes_total{labels} {changes}\n")
