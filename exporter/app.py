@@ -28,13 +28,14 @@ class StartupError(Exception):
 class Exporter:
     def __init__(self, source: FileSource | HttpSdSource, config: ExporterConfig, *, netns: str | None = None,
                  shard: Shard | None = None, log: logging.Logger | None = None,
-                 components: tuple[str, ...] = tuple(COMPONENTS)):
+                 components: tuple[str, ...] = tuple(COMPONENTS), factories: dict | None = None):
         self.source = source
         self.config = config
         self.netns = netns
         self.shard = shard
         self.log = log or logging.getLogger("wardops.exporter")
         self.component_names = components
+        self.factories = factories or {}  # name -> callable(runtime) -> component (tests inject fakes)
         self.exposition = Exposition()
         self.runtime: Runtime | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -100,8 +101,11 @@ class Exporter:
 
     async def _start_components(self, runtime: Runtime) -> None:
         for name in self.component_names:
-            module, _, attr = COMPONENTS[name].partition(":")
-            component = getattr(importlib.import_module(module), attr)(runtime)
+            factory = self.factories.get(name)
+            if factory is None:
+                module, _, attr = COMPONENTS[name].partition(":")
+                factory = getattr(importlib.import_module(module), attr)
+            component = factory(runtime)
             self.exposition.register(component.families)
             runtime.components[name] = component
             await component.start()
