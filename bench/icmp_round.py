@@ -154,15 +154,25 @@ def scrape_latency(n: int, scrapes: int) -> dict:
     exp.exposition.register(SELF_FAMILIES)
     exp.exposition.publish(("icmp", "default"), section)
     web = WebServer(exp, "127.0.0.1", 0).start()
-    lat, size = [], 0
-    conn = http.client.HTTPConnection("127.0.0.1", web.port)
-    for _ in range(scrapes):
-        t = time.perf_counter()
-        conn.request("GET", "/metrics")
-        body = conn.getresponse().read()
-        lat.append(time.perf_counter() - t)
-        size = len(body)
-    conn.close()
+
+    def scrape_many(headers):
+        lat, size = [], 0
+        conn = http.client.HTTPConnection("127.0.0.1", web.port)
+        for _ in range(scrapes):
+            t = time.perf_counter()
+            conn.request("GET", "/metrics", headers=headers)
+            body = conn.getresponse().read()  # to the last byte; decompressing is the scraper's cost
+            lat.append(time.perf_counter() - t)
+            size = len(body)
+        conn.close()
+        return lat, size
+
+    lat, size = scrape_many({})
+    scrape_many({"Accept-Encoding": "gzip"})  # first gzip scrape switches on compression per round
+    cpu0 = cpu_self()
+    exp.exposition.publish(("icmp", "default"), section)  # as after a round: compressed once, here
+    gzip_cpu = cpu_self() - cpu0
+    gz_lat, gz_size = scrape_many({"Accept-Encoding": "gzip"})
     web.stop()
 
     names = [label for label in ("device", "ip", "role", "region", "branch")]
@@ -202,7 +212,8 @@ def scrape_latency(n: int, scrapes: int) -> dict:
         return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
 
     return {"devices": n, "bytes": size, "render_once_s": render_s, "scrapes": scrapes,
-            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3,
+            "p50_ms": pct(lat, 50) * 1e3, "p99_ms": pct(lat, 99) * 1e3, "gzip_bytes": gz_size,
+            "gzip_once_cpu_s": gzip_cpu, "gzip_p50_ms": pct(gz_lat, 50) * 1e3, "gzip_p99_ms": pct(gz_lat, 99) * 1e3,
             "collector_p50_ms": pct(coll, 50) * 1e3, "collector_p99_ms": pct(coll, 99) * 1e3}
 
 
@@ -329,7 +340,9 @@ def summarize(report: dict) -> None:
     if report["scrape"]:
         s = report["scrape"]
         print(f"\nscrape {s['devices']} devices ({s['bytes'] / 1e6:.1f} MB): pre-rendered p50 {s['p50_ms']:.1f} ms, "
-              f"p99 {s['p99_ms']:.1f} ms (render once {s['render_once_s'] * 1e3:.0f} ms); prometheus_client "
+              f"p99 {s['p99_ms']:.1f} ms (render once {s['render_once_s'] * 1e3:.0f} ms); gzip "
+              f"({s['gzip_bytes'] / 1e6:.2f} MB, compressed once per round in {s['gzip_once_cpu_s'] * 1e3:.0f} ms CPU) "
+              f"p50 {s['gzip_p50_ms']:.1f} ms, p99 {s['gzip_p99_ms']:.1f} ms; prometheus_client "
               f"Collector p50 {s['collector_p50_ms']:.0f} ms, p99 {s['collector_p99_ms']:.0f} ms")
     if report["steady"]:
         s = report["steady"]

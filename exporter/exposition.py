@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
+import zlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -36,6 +37,23 @@ Section = Mapping[str, tuple[bytes, bytes]]
 EMPTY_SECTION: Section = MappingProxyType({})
 # A self-metrics source: called on every scrape, returns (family name, label text, value) samples.
 SampleSource = Callable[[], Iterable[tuple[str, str, float]]]
+
+
+def gzip_member(data: bytes) -> bytes:
+    """One gzip member. Concatenated members are one valid gzip stream (RFC 1952; Go's reader,
+    used by vmagent and Prometheus, reads multistream by default), so parts compress separately."""
+    co = zlib.compressobj(1, zlib.DEFLATED, 31)  # level 1: 13 MB -> 1.1 MB in ~35 ms at 10k devices
+    return co.compress(data) + co.flush()
+
+
+def gzip_section(section: Section) -> Section:
+    return {name: (gzip_member(a) if a else b"", gzip_member(b) if b else b"") for name, (a, b) in section.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    plain: Section
+    gz: Section | None  # compressed once per round, only after a scraper asked for gzip
 
 
 def escape(value: str) -> str:
@@ -66,7 +84,9 @@ class Exposition:
 
     def __init__(self):
         self._families: dict[str, Family] = {}
-        self._sections: Mapping[object, Section] = MappingProxyType({})
+        self._sections: Mapping[object, _Entry] = MappingProxyType({})
+        self._gz_headers: dict[str, bytes] = {}
+        self.gzip_wanted = False  # set by the first scrape that accepts gzip
         self._sources: list[SampleSource] = []
         self._lock = threading.Lock()  # writers only; readers take the current mapping reference
 
@@ -74,26 +94,31 @@ class Exposition:
         with self._lock:
             for family in families:
                 self._families[family.name] = family
+                self._gz_headers[family.name] = gzip_member(family.header())
 
     def add_source(self, source: SampleSource) -> None:
         with self._lock:
             self._sources.append(source)
 
     def publish(self, key: object, section: Section | None) -> None:
-        """Replace (None: remove) the section `key`, e.g. ("icmp", "isp")."""
+        """Replace (None: remove) the section `key`, e.g. ("icmp", "isp"). Compresses outside the lock."""
+        entry = None if section is None else _Entry(section, gzip_section(section) if self.gzip_wanted else None)
         with self._lock:
             sections = dict(self._sections)
             if section is None:
                 sections.pop(key, None)
             else:
-                sections[key] = section
+                sections[key] = entry
             self._sections = MappingProxyType(sections)
 
     def sections(self) -> Mapping[object, Section]:
-        return self._sections
+        return {key: entry.plain for key, entry in self._sections.items()}
 
-    def render(self, role: str | None = None, exclude_role: str | None = None) -> list[bytes]:
-        """Chunks of the exposition. role=isp: ISP device series only; exclude_role=isp: the rest."""
+    def render(self, role: str | None = None, exclude_role: str | None = None, gzip: bool = False) -> list[bytes]:
+        """Chunks of the exposition. role=isp: ISP device series only; exclude_role=isp: the rest.
+
+        gzip=True: the chunks are gzip members (Content-Encoding: gzip for their concatenation).
+        """
         want_isp = exclude_role != ROLE_SPLIT
         want_other = role != ROLE_SPLIT
         sections = list(self._sections.values())  # one reference: a consistent set of sections
@@ -105,16 +130,18 @@ class Exposition:
         out: list[bytes] = []
         for name, family in list(self._families.items()):
             chunks = []
-            for section in sections:
-                part = section.get(name)
-                if part is not None:
-                    if want_isp and part[0]:
-                        chunks.append(part[0])
-                    if want_other and part[1]:
-                        chunks.append(part[1])
+            for entry in sections:
+                part = entry.plain.get(name)
+                if part is None:
+                    continue
+                packed = entry.gz.get(name) if gzip and entry.gz is not None else None
+                for wanted, i in ((want_isp, 0), (want_other, 1)):
+                    if wanted and part[i]:
+                        chunks.append(part[i] if not gzip else packed[i] if packed else gzip_member(part[i]))
             if name in extra:
-                chunks.append("".join(extra[name]).encode())
+                text = "".join(extra[name]).encode()
+                chunks.append(gzip_member(text) if gzip else text)
             if chunks:
-                out.append(family.header())
+                out.append(self._gz_headers[name] if gzip else family.header())
                 out.extend(chunks)
         return out

@@ -30,10 +30,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):  # access logs would cost more than the scrape itself
         pass
 
-    def _send(self, status: int, body: bytes | list[bytes], content_type: str = "text/plain; charset=utf-8"):
+    def _send(self, status: int, body: bytes | list[bytes], content_type: str = "text/plain; charset=utf-8",
+              encoding: str | None = None):
         chunks = body if isinstance(body, list) else [body]
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        if encoding:
+            self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
         self.end_headers()
         if self.command != "HEAD":
@@ -50,7 +53,11 @@ class _Handler(BaseHTTPRequestHandler):
             role, exclude = query.get("role"), query.get("exclude_role")
             if (role not in (None, "isp")) or (exclude not in (None, "isp")) or (role and exclude):
                 return self._send(400, b"only role=isp or exclude_role=isp is supported\n")
-            return self._send(200, self.exporter.exposition.render(role, exclude), CONTENT_TYPE)
+            expo = self.exporter.exposition
+            if "gzip" in self.headers.get("Accept-Encoding", ""):
+                expo.gzip_wanted = True  # from now on each round is compressed once, in the render thread
+                return self._send(200, expo.render(role, exclude, gzip=True), CONTENT_TYPE, "gzip")
+            return self._send(200, expo.render(role, exclude), CONTENT_TYPE)
         if url.path == "/probe":
             return self._probe(query)
         if url.path == "/-/healthy":

@@ -137,12 +137,17 @@ def test_scrape_never_sees_half_a_round():
     stop = threading.Event()
     bad = []
 
+    def publish(n):
+        rows = tuple((lt, i < 2, 1, 1.0, 0, n, n, 0.001, 0.001, 0.001, 0.0, 0.0) for i, lt in enumerate(labels))
+        expo.publish(("icmp", "default"), render_rows(rows))
+
     def publisher():
-        n = 0
+        n = 1
         while not stop.is_set():
             n += 1
-            rows = tuple((lt, i < 2, 1, 1.0, 0, n, n, 0.001, 0.001, 0.001, 0.0, 0.0) for i, lt in enumerate(labels))
-            expo.publish(("icmp", "default"), render_rows(rows))
+            publish(n)
+
+    publish(1)
 
     t = threading.Thread(target=publisher)
     t.start()
@@ -174,3 +179,20 @@ def test_overrun_is_counted_not_queued():
         assert abs(st.duration - 0.25) < 0.05
         rt.shutdown()
     asyncio.run(scenario())
+
+
+def test_gzip_exposition_is_the_same_text_in_members():
+    import gzip
+
+    devs = devices(50, isp=5)
+    rows = tuple((label_text(d.target_labels()), d.role == "isp", 1, 1.0, 0, 7, 7, 0.001, 0.001, 0.001, 0.0, 0.0)
+                 for d in devs)
+    expo = Exposition()
+    expo.register(FAMILIES)
+    expo.add_source(lambda: [("wardops_icmp_up", '{device="self"}', 1)])
+    expo.publish(("icmp", "default"), render_rows(rows))
+    for _ in range(2):  # compressed on the fly, then (gzip_wanted) compressed once at publish
+        for kw in ({}, {"role": "isp"}, {"exclude_role": "isp"}):
+            assert gzip.decompress(b"".join(expo.render(gzip=True, **kw))) == b"".join(expo.render(**kw))
+        expo.gzip_wanted = True
+        expo.publish(("icmp", "default"), render_rows(rows))

@@ -1,5 +1,6 @@
 """The exporter process without sockets: real app, web server, inventory reloads; a fake engine."""
 
+import gzip
 import json
 import logging
 import threading
@@ -88,6 +89,12 @@ def test_ready_metrics_and_filters(running):
     rest = get(base + "/metrics?exclude_role=isp")[1]
     assert "isp-a" not in rest and "rtr-a" in rest and "wardops_exporter_build_info" in rest
     assert get(base + "/metrics?role=router")[0] == 400
+    req = urllib.request.Request(base + "/metrics?role=isp", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.headers["Content-Encoding"] == "gzip"
+        unpacked = gzip.decompress(resp.read()).decode()
+    assert "wardops_icmp_up{device=\"isp-a\"" in unpacked and "rtr-a" not in unpacked
+    assert exp.exposition.gzip_wanted
 
 
 def test_probe_module_table_and_refusal(running):
