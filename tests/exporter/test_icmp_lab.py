@@ -272,3 +272,23 @@ def test_reload_keeps_last_good_and_removal_is_immediate(exporter):
         assert time.monotonic() < deadline, "removed device still exported"
         time.sleep(0.02)
     assert "wardops_exporter_inventory_reload_success 1" in get(base + "/metrics")[1]
+
+
+def test_source_address_is_used_and_a_foreign_one_is_refused(lab):
+    addrs = v4("198.18.60.1", 20) + v6("2001:2:0:60::1", 5)
+
+    async def go():
+        engine = IcmpEngine(mode="unprivileged", source_ipv4="192.0.2.1", source_ipv6="2001:db8::1")
+        engine.open(asyncio.get_running_loop(), required=(4, 6))
+        bound = {v: s.sock.getsockname()[0] for v, s in engine.sockets.items()}
+        result = await engine.ping(addrs, 1, 0, 0.5)
+        engine.close()
+        return bound, result
+    bound, result = in_ns(lab.probe_ns, go)
+    assert bound == {4: "192.0.2.1", 6: "2001:db8::1"}
+    assert all(result.rtts)
+
+    async def foreign():
+        IcmpEngine(mode="unprivileged", source_ipv4="192.0.2.77").open(asyncio.get_running_loop())
+    with pytest.raises(IcmpSocketError, match=r"source 192\.0\.2\.77"):
+        in_ns(lab.probe_ns, foreign)
