@@ -67,7 +67,7 @@ class Exporter:
         self.exposition.add_source(self._self_samples)
         with self._reload_lock:  # devices loaded before start reach the components now
             if self.inventory is not None:
-                self.loop.call_soon_threadsafe(self._apply, self.devices)
+                self.loop.call_soon_threadsafe(self._apply, self.devices, self.inventory)
 
     def _probe_thread(self, started: Future) -> None:
         if self.netns:
@@ -145,11 +145,12 @@ class Exporter:
             self.reload_success = 1
             self.reload_timestamp = time.time()
             if self.loop is not None:
-                self.loop.call_soon_threadsafe(self._apply, devices)
+                self.loop.call_soon_threadsafe(self._apply, devices, inv)
             self.log.info('msg="inventory loaded" source=%s devices=%d', self.source.describe(), len(devices))
             return True, f"{len(devices)} devices"
 
-    def _apply(self, devices: tuple[Device, ...]) -> None:
+    def _apply(self, devices: tuple[Device, ...], inventory: Inventory) -> None:
+        self.runtime.inventory = inventory
         for component in self.runtime.components.values():
             component.set_devices(devices)
 

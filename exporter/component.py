@@ -17,7 +17,7 @@ from typing import Protocol
 
 from exporter.config import ExporterConfig
 from exporter.exposition import Exposition, Family, Section
-from inventory.model import Device
+from inventory.model import Device, Inventory
 
 # name -> "module:Class"; imported only when used. The SNMP helper adds "snmp" here.
 COMPONENTS: dict[str, str] = {
@@ -36,6 +36,9 @@ class Runtime:
         self.log = log
         self.netns = netns
         self.components: dict[str, Component] = {}
+        # The last good inventory (set on the loop thread just before set_devices): SNMP profiles etc.
+        # From an HTTP SD URL it holds only the devices (profiles come from /api/v1/snmp-profiles).
+        self.inventory: Inventory | None = None
         # One render thread: sections render in submission order and never on the probing loop.
         self._render = ThreadPoolExecutor(max_workers=1, thread_name_prefix="render")
 

@@ -292,3 +292,49 @@ def test_source_address_is_used_and_a_foreign_one_is_refused(lab):
         IcmpEngine(mode="unprivileged", source_ipv4="192.0.2.77").open(asyncio.get_running_loop())
     with pytest.raises(IcmpSocketError, match=r"source 192\.0\.2\.77"):
         in_ns(lab.probe_ns, foreign)
+
+
+def test_cli_process_netns_sighup_and_sigterm(lab, tmp_path):
+    import os
+    import signal
+    import socket
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INVENTORY)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "wardops.cli", "exporter", "--inventory", str(inv),
+                             "--netns", lab.probe_ns, "--web.listen-address", f"127.0.0.1:{port}"],
+                            stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if get(base + "/-/ready")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        body = get(base + "/metrics")[1]
+        assert value(body, "wardops_icmp_up", "isp-1") == 1 and value(body, "wardops_icmp_up", "rtr-6") == 1
+
+        def reload_ts():
+            for line in get(base + "/metrics")[1].splitlines():
+                if line.startswith("wardops_exporter_inventory_reload_timestamp_seconds "):
+                    return float(line.split()[1])
+        before = reload_ts()
+        os.kill(proc.pid, signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while reload_ts() == before:
+            assert time.monotonic() < deadline, "SIGHUP did not reload"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    log = proc.stderr.read()
+    assert 'msg="icmp sockets open" ipv4=unprivileged' in log and 'msg="stopped"' in log

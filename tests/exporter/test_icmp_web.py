@@ -3,6 +3,8 @@
 import gzip
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -217,3 +219,13 @@ def test_http_sd_source_uses_etag_and_keeps_last_good():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_cli_refuses_missing_or_invalid_inventory(tmp_path):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("devices: [{name: x}]\n")
+    run = subprocess.run([sys.executable, "-m", "wardops.cli", "exporter", "--inventory", str(bad),
+                          "--web.listen-address", "127.0.0.1:0"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 1 and "invalid inventory" in run.stderr and "bad.yml:1" in run.stderr
+    run = subprocess.run([sys.executable, "-m", "wardops.cli", "exporter"], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2 and "--inventory FILE|URL is required" in run.stderr
