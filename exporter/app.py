@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import importlib
 import ipaddress
 import logging
@@ -13,7 +14,7 @@ import time
 from concurrent.futures import Future
 
 from exporter.component import COMPONENTS, SELF_FAMILIES, Runtime
-from exporter.config import ExporterConfig
+from exporter.config import ConfigError, ExporterConfig, load_config
 from exporter.exposition import Exposition
 from exporter.probers import ProbeTarget
 from exporter.targets import FileSource, HttpSdSource, Shard, TargetError
@@ -28,9 +29,12 @@ class StartupError(Exception):
 class Exporter:
     def __init__(self, source: FileSource | HttpSdSource, config: ExporterConfig, *, netns: str | None = None,
                  shard: Shard | None = None, log: logging.Logger | None = None,
-                 components: tuple[str, ...] = tuple(COMPONENTS), factories: dict | None = None):
+                 components: tuple[str, ...] = tuple(COMPONENTS), factories: dict | None = None,
+                 config_path: str | None = None):
         self.source = source
         self.config = config
+        self.config_path = config_path  # re-read on reload (SIGHUP, POST /-/reload)
+        self.config_success = 1
         self.netns = netns
         self.shard = shard
         self.log = log or logging.getLogger("wardops.exporter")
@@ -154,6 +158,42 @@ class Exporter:
         for component in self.runtime.components.values():
             component.set_devices(devices)
 
+    def reload(self) -> tuple[bool, str]:
+        """SIGHUP / POST /-/reload: re-read the config file (if any), then force an inventory reload."""
+        messages = []
+        ok = True
+        if self.config_path:
+            ok, message = self.reload_config()
+            messages.append(message)
+        inv_ok, message = self.refresh(force=True)
+        return ok and inv_ok, "; ".join(messages + [message])
+
+    def reload_config(self) -> tuple[bool, str]:
+        """A new config applies its policies at once; a bad one keeps the old (gauge 0)."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self.config_success = 0
+            self.log.error('msg="config reload failed, keeping the old config" file=%s problems=%d first="%s"',
+                           self.config_path, len(exc.problems), str(exc.problems[0]).replace('"', "'"))
+            return False, f"invalid config: {exc}"
+        self.config_success = 1
+        if new.icmp != self.config.icmp:
+            self.log.warning('msg="icmp socket settings change on restart only" file=%s', self.config_path)
+            new = dataclasses.replace(new, icmp=self.config.icmp)
+        if new == self.config:
+            return True, "config unchanged"
+        self.config = new
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._reconfigure(new), self.loop).result(30)
+        self.log.info('msg="config reloaded" file=%s policies="%s"', self.config_path, ",".join(new.policies))
+        return True, "config reloaded"
+
+    async def _reconfigure(self, config: ExporterConfig) -> None:
+        self.runtime.config = config
+        for component in self.runtime.components.values():
+            await component.reconfigure()
+
     def request_reload(self) -> None:
         """From a signal handler: the watch loop reloads at once."""
         self._force = True
@@ -167,7 +207,10 @@ class Exporter:
             if self._stopping.is_set():
                 break
             force, self._force = self._force, False
-            self.refresh(force)
+            if force:
+                self.reload()
+            else:
+                self.refresh()
 
     # -- queries from the web thread -----------------------------------------------------------
 
@@ -196,6 +239,7 @@ class Exporter:
 
     def _self_samples(self):
         out = [("wardops_exporter_build_info", f'{{version="{__version__}"}}', 1),
+               ("wardops_exporter_config_reload_success", "", self.config_success),
                ("wardops_exporter_inventory_reload_success", "", self.reload_success)]
         if self.reload_timestamp:
             out.append(("wardops_exporter_inventory_reload_timestamp_seconds", "", self.reload_timestamp))

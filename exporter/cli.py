@@ -67,7 +67,7 @@ def run(args) -> int:
         print(f"wardops exporter: {exc}", file=sys.stderr)
         return 2
     source = open_source(args.inventory, cfg.inventory.timeout)
-    exporter = Exporter(source, cfg, netns=args.netns, shard=shard, log=log)
+    exporter = Exporter(source, cfg, netns=args.netns, shard=shard, log=log, config_path=args.config_file)
     ok, message = exporter.refresh(force=True)
     if not ok and not args.inventory.startswith(("http://", "https://")):
         print(f"wardops exporter: {message}", file=sys.stderr)

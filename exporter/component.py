@@ -73,6 +73,9 @@ class Component(Protocol):
 
     def ready(self) -> bool: ...
 
+    async def reconfigure(self) -> None:
+        """runtime.config changed (reload): apply it, keeping device state where possible."""
+
     def self_samples(self) -> Iterable[tuple[str, str, float]]: ...
 
     async def stop(self) -> None: ...
@@ -90,6 +93,7 @@ SELF_FAMILIES = (
     Family("wardops_exporter_send_errors_total", "counter", "Packets the kernel refused to send."),
     Family("wardops_exporter_receive_drops_total", "counter",
            "Packets the kernel dropped because the socket receive queue was full (SO_RXQ_OVFL)."),
+    Family("wardops_exporter_config_reload_success", "gauge", "1 if the last config file (re)load succeeded."),
     Family("wardops_exporter_inventory_reload_success", "gauge", "1 if the last inventory (re)load succeeded."),
     Family("wardops_exporter_inventory_reload_timestamp_seconds", "gauge",
            "When the inventory was last loaded successfully (UTC epoch)."),

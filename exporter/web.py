@@ -72,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         if urlsplit(self.path).path != "/-/reload":
             return self._send(404, b"not found\n")
-        ok, message = self.exporter.refresh(force=True)
+        ok, message = self.exporter.reload()
         return self._send(200 if ok else 500, f"{message}\n".encode())
 
     def _probe(self, query: dict[str, str]):

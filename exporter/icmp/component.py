@@ -113,10 +113,31 @@ class IcmpComponent:
             self._tasks.append(self.rt.loop.create_task(self._policy_loop(name), name=f"icmp-{name}"))
 
     async def stop(self) -> None:
+        await self._stop_tasks()
+        self.engine.close()
+
+    async def _stop_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.engine.close()
+        self._tasks = []
+
+    async def reconfigure(self) -> None:
+        """New policies/mapping: restart the round loops; devices keep their state unless their
+        policy changed (a different policy means different hysteresis, so it starts UNKNOWN)."""
+        await self._stop_tasks()
+        current = tuple(t.device for group in self.groups.values() for t in group)
+        self.policies = dict(self.rt.config.policies)
+        for name in list(self.stats):
+            if name not in self.policies:
+                del self.stats[name]
+                self.rt.publish_later(("icmp", name), lambda: None)
+        for name in self.policies:
+            self.stats.setdefault(name, PolicyStats())
+        self.groups = {name: [t for t in self.groups.get(name, [])] for name in self.policies}
+        self.set_devices(current)
+        for name in self.policies:
+            self._tasks.append(self.rt.loop.create_task(self._policy_loop(name), name=f"icmp-{name}"))
 
     def set_devices(self, devices: tuple[Device, ...]) -> None:
         cfg = self.rt.config

@@ -229,3 +229,38 @@ def test_cli_refuses_missing_or_invalid_inventory(tmp_path):
     assert run.returncode == 1 and "invalid inventory" in run.stderr and "bad.yml:1" in run.stderr
     run = subprocess.run([sys.executable, "-m", "wardops.cli", "exporter"], capture_output=True, text=True, timeout=30)
     assert run.returncode == 2 and "--inventory FILE|URL is required" in run.stderr
+
+
+def test_reload_rereads_config_and_keeps_the_old_one_when_invalid(tmp_path):
+    inv = tmp_path / "inventory.yml"
+    inv.write_text(INVENTORY)
+    cfg_file = tmp_path / "exporter.yml"
+    cfg_file.write_text(CONFIG)
+    engine = FakeEngine(alive={"198.18.0.1", "198.18.0.2", "198.18.0.3"})
+    exp = Exporter(FileSource(str(inv)), loads_config(CONFIG, str(cfg_file)), log=logging.getLogger("test.cfg"),
+                   factories={"icmp": lambda rt: IcmpComponent(rt, engine=engine)}, config_path=str(cfg_file))
+    exp.refresh(force=True)
+    exp.start()
+    web = WebServer(exp, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{web.port}"
+    try:
+        assert wait_for(exp.ready)
+        comp = exp.runtime.components["icmp"]
+        cfg_file.write_text(CONFIG + "policies_extra: 1\n")
+        status, body = get(base + "/-/reload", "POST")
+        assert status == 500 and "policies_extra: unknown key" in body
+        assert "wardops_exporter_config_reload_success 0" in get(base + "/metrics")[1]
+        assert set(comp.policies) == {"isp", "default"}  # old config kept
+        cfg_file.write_text(CONFIG.replace("policies:\n", "policies:\n  core: {interval: 150ms, packets: 1, spacing: 0, "
+                                           "timeout: 50ms}\n") + "role_policies: {router: core}\n")
+        status, body = get(base + "/-/reload", "POST")
+        assert status == 200 and "config reloaded" in body
+        assert [t.device.name for t in comp.groups["core"]] == ["rtr-a", "rtr-b"]
+        assert wait_for(lambda: 'wardops_exporter_rounds_total{protocol="icmp",policy="core"} 2'
+                        in get(base + "/metrics")[1])
+        body = get(base + "/metrics")[1]
+        assert "wardops_exporter_config_reload_success 1" in body
+        assert 'device="isp-a"' in body and 'device="rtr-a"' in body
+    finally:
+        web.stop()
+        exp.stop()
