@@ -51,7 +51,7 @@ def _after(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
-        if kind != "id" or not value.isdigit():
+        if kind != "id" or not value.isascii() or not value.isdigit() or len(value) > 18:
             raise ValueError
         return int(value)
     except (ValueError, UnicodeDecodeError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 from flask import Blueprint, current_app, request
 
@@ -18,6 +19,7 @@ from inventory.service.web import query, store
 
 bp = Blueprint("sd", __name__, url_prefix="/api/v1")
 MAX_SHARDS = 1024
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def _roles(params: dict, key: str) -> frozenset[str]:
@@ -35,7 +37,8 @@ def _shard(params: dict) -> tuple[int, int] | None:
     if "shard" not in params:
         return None
     i, _, n = params["shard"].partition("/")
-    if not (i.isdigit() and n.isdigit()) or not 1 <= int(n) <= MAX_SHARDS or int(i) >= int(n):
+    if not (_DIGITS.fullmatch(i) and _DIGITS.fullmatch(n)) or len(i) > 6 or len(n) > 6 \
+            or not 1 <= int(n) <= MAX_SHARDS or int(i) >= int(n):
         raise ApiError(400, "bad_request", f"shard must be i/n with 0 <= i < n <= {MAX_SHARDS}, e.g. 0/2",
                        [{"message": "want i/n", "location": "query.shard", "field": "shard"}])
     return int(i), int(n)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from flask import current_app, request
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 
 from inventory.service.errors import ApiError, rejection
 from inventory.service.store import ChangeRejected, InventoryStore, StorageError
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 def store() -> InventoryStore:
@@ -73,7 +76,7 @@ def int_param(params: dict, key: str, default: int, low: int, high: int) -> int:
     if key not in params:
         return default
     text = params[key]
-    if not text.isdigit() or not low <= int(text) <= high:
+    if not _DIGITS.fullmatch(text) or len(text) > 12 or not low <= int(text) <= high:
         raise ApiError(400, "bad_request", f"query parameter {key!r} must be a whole number from {low} to {high}",
                        [{"message": f"must be a whole number from {low} to {high}", "location": f"query.{key}",
                          "field": key}])
