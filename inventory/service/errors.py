@@ -89,17 +89,18 @@ def is_duplicate(problem: Problem) -> bool:
 
 
 def rejection(exc: ChangeRejected) -> ApiError:
-    """422 when the sent items are invalid; 409 on duplicate name/IP or a clash with stored data."""
-    problems, conflict = [], False
+    """409 on a duplicate name/IP; 422 when something the request sent is invalid; otherwise 409:
+    the change breaks stored data it did not send (a profile still in use, a window naming a device)."""
+    problems, in_request = [], False
     for p in exc.problems:
         out, elsewhere = _describe(exc.draft, p)
         problems.append(out)
-        conflict = conflict or elsewhere
+        in_request = in_request or not elsewhere
     if any(is_duplicate(p) for p in exc.problems):
         return ApiError(409, "duplicate", "duplicate name or IP address", problems)
-    if conflict:
-        return ApiError(409, "conflict", "the change would make the stored inventory invalid", problems)
-    return ApiError(422, "invalid", f"{len(problems)} validation problem(s)", problems)
+    if in_request:  # fix the request first; consequences elsewhere are listed too
+        return ApiError(422, "invalid", f"{len(problems)} validation problem(s)", problems)
+    return ApiError(409, "conflict", "the change would make the stored inventory invalid", problems)
 
 
 def register(app: Flask) -> None:
