@@ -91,7 +91,13 @@ class Server:
 
         self.server = create_server(app, host="127.0.0.1", port=free_port(), threads=threads)
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        try:
+            self.server.run()
+        except (OSError, ValueError):  # the listener was closed under select(): normal shutdown
+            pass
 
     def __enter__(self):
         self.thread.start()
