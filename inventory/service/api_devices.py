@@ -87,16 +87,13 @@ def _filters(params: dict) -> list:
     return where
 
 
-@bp.get("")
-@require(READ)
-def list_devices():
-    params = query(LIST_PARAMS)
+def page(params: dict) -> dict:
+    """One page of devices for validated query params (shared by the API and the HTML list)."""
     limit = int_param(params, "limit", 100, 1, MAX_LIMIT)
     offset = int_param(params, "offset", 0, 0, 2**31 - 1)
     if "cursor" in params and "offset" in params:
         raise ApiError(400, "bad_request", "give either offset or cursor, not both")
-    where = _filters(params)
-    cond = and_(True, *where)
+    cond = and_(True, *_filters(params))
     stmt = select(T).where(cond).order_by(T.c.id).limit(limit + 1)
     if "cursor" in params:
         stmt = stmt.where(T.c.id > _after(params["cursor"]))
@@ -108,11 +105,17 @@ def list_devices():
             total = conn.execute(select(func.count()).select_from(T).where(cond)).scalar_one()
     has_more = len(rows) > limit
     rows = rows[:limit]
-    return jsonify({
+    return {
         "items": [device_json(r) for r in rows], "total": total, "limit": limit,
         "offset": None if "cursor" in params else offset, "has_more": has_more,
         "next_cursor": _cursor(rows[-1].id) if has_more and rows else None,
-    })
+    }
+
+
+@bp.get("")
+@require(READ)
+def list_devices():
+    return jsonify(page(query(LIST_PARAMS)))
 
 
 @bp.get("/<name>")

@@ -130,6 +130,7 @@ def create_app(test_config: dict | None = None, environ=None) -> Flask:
         api_profiles,
         api_sd,
         health,
+        html,
         openapi,
     )
 
@@ -141,4 +142,5 @@ def create_app(test_config: dict | None = None, environ=None) -> Flask:
     app.register_blueprint(api_sd.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(html.bp)
     return app

@@ -361,3 +361,14 @@ def test_schema_migration_is_idempotent(db_url):
         assert b.test_client().get("/api/v1/devices/dev1").status_code == 200
     finally:
         b.extensions["wardops_engine"].dispose()
+
+
+def test_html_device_list(client):
+    create(client, device(1, labels={"note": "<script>alert(1)</script>"}), device(2, role="atm"))
+    r = client.get("/")
+    text = r.get_data(as_text=True)
+    assert r.status_code == 200 and r.mimetype == "text/html"
+    assert "<script>alert" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    text = client.get("/?role=atm").get_data(as_text=True)
+    assert "<td>dev2</td>" in text and "<td>dev1</td>" not in text
+    assert client.get("/?role=toaster").status_code == 400
