@@ -372,3 +372,17 @@ def test_html_device_list(client):
     text = client.get("/?role=atm").get_data(as_text=True)
     assert "<td>dev2</td>" in text and "<td>dev1</td>" not in text
     assert client.get("/?role=toaster").status_code == 400
+
+
+def test_sd_gzip_for_large_lists(client):
+    import gzip
+
+    create(client, *[device(i) for i in range(1, 40)])
+    plain = client.get("/api/v1/sd")
+    assert "Content-Encoding" not in plain.headers and len(plain.json) == 39
+    r = client.get("/api/v1/sd", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["Content-Encoding"] == "gzip" and r.headers["Vary"] == "Accept-Encoding"
+    assert json.loads(gzip.decompress(r.data)) == plain.json
+    assert r.headers["ETag"] != plain.headers["ETag"]
+    r2 = client.get("/api/v1/sd", headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["ETag"]})
+    assert r2.status_code == 304
