@@ -123,6 +123,14 @@ def create_app(test_config: dict | None = None, environ=None) -> Flask:
     app.extensions["wardops_limiter"] = limiter
 
     errors.register(app)
+
+    @app.after_request
+    def _retry_after_only_on_429(resp):
+        # flask-limiter adds Retry-After to every response when headers are enabled
+        if resp.status_code != 429:
+            resp.headers.pop("Retry-After", None)
+        return resp
+
     from inventory.service import (
         api_classify,
         api_devices,

@@ -84,7 +84,7 @@ def test_rate_limit_per_token_is_json_429(tmp_path):
     codes = [client.get("/api/v1/sd").status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
     r = client.get("/api/v1/sd")
-    assert r.json["error"] == "too_many_requests"
+    assert r.json["error"] == "too_many_requests" and r.headers["Retry-After"]
     # another caller (the admin token) has its own budget; writes have a tighter one
     codes = [client.post("/api/v1/devices", json=device(i), headers=AUTH).status_code for i in range(3)]
     assert codes == [201, 201, 429]

@@ -53,7 +53,8 @@ def test_api_matches_its_openapi_document(api_schema):
         @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
                   database=None, derandomize=True)
         def run(case):
-            case.call_and_validate(headers=AUTH, checks=CHECKS)
+            # identity: the WSGI transport does not decode gzip (the gzip SD path has its own test)
+            case.call_and_validate(headers={**AUTH, "Accept-Encoding": "identity"}, checks=CHECKS)
 
         try:
             run()
