@@ -11,7 +11,7 @@ from inventory.loader import loads_inventory
 from inventory.located import read_yaml
 from inventory.schema import build_inventory
 from inventory.service.db import make_engine, migrate
-from inventory.service.store import ChangeRejected, Draft, InventoryStore, Origin, Snapshot
+from inventory.service.store import ChangeRejected, InventoryStore, Origin, Snapshot
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
@@ -66,4 +66,4 @@ def export_text(store: InventoryStore, resolved: bool = False, header: str = "")
     return text
 
 
-__all__ = ["Draft", "export_text", "import_file", "open_store"]
+__all__ = ["export_text", "import_file", "open_store"]

@@ -92,3 +92,37 @@ def test_cli_errors(runner, tmp_path):
     assert code == 2 and "unsupported database" in err
     code, _, err = runner.invoke("inventory", "serve", "--listen", "nonsense", "--db", f"sqlite:///{tmp_path}/x.db")
     assert code == 2 and "HOST:PORT" in err
+
+
+def test_serve_under_waitress(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests
+    from conftest import ADMIN, free_port
+
+    port = free_port()
+    env = {**os.environ, "WARDOPS_ADMIN_TOKENS": ADMIN}
+    proc = subprocess.Popen([sys.executable, "-m", "wardops.cli", "inventory", "serve", "--db",
+                             f"sqlite:///{tmp_path}/s.db", "--listen", f"127.0.0.1:{port}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                health = requests.get(f"{base}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert health.json()["status"] == "ok"
+        r = requests.post(f"{base}/api/v1/devices", headers=AUTH, timeout=10,
+                          json={"name": "a", "ip": "198.18.0.1", "region": "R", "branch": "B"})
+        assert r.status_code == 201
+        assert requests.get(f"{base}/api/v1/sd", timeout=10).json()[0]["targets"] == ["198.18.0.1"]
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert f"listen=127.0.0.1:{port}" in err and "read_auth=open" in err
+    assert ADMIN not in out + err
