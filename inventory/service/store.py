@@ -111,7 +111,7 @@ class Draft:
         self.devices.append(spec)
         self.ids.append(None)
         self.device_origin.append(origin)
-        if self._positions is not None:
+        if self._positions is not None and isinstance(spec, dict):
             self._positions.setdefault(spec.get("name"), len(self.devices) - 1)
 
     def replace_device(self, pos: int, spec: dict, origin: Origin) -> None:

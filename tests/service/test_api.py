@@ -117,6 +117,15 @@ def test_bulk_request_problems(client):
     assert "no device named 'dev9'" in locs["$.update[0].name"]
 
 
+def test_bulk_items_of_the_wrong_type_are_422(client):
+    create(client, device(1))
+    r = client.post("/api/v1/devices/bulk", json={"delete": ["dev1"], "create": [5, None, "x", [1]]}, headers=AUTH)
+    assert r.status_code == 422
+    assert [p["location"] for p in r.json["problems"]] == [f"$.create[{i}]" for i in range(4)]
+    assert all("must be a mapping" in p["message"] for p in r.json["problems"])
+    assert names(client) == ["dev1"]
+
+
 def test_bulk_swaps_ips_in_one_write(client):
     create(client, device(1), device(2))
     a, b = device(1)["ip"], device(2)["ip"]

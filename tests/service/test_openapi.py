@@ -11,6 +11,8 @@ import pytest
 import schemathesis
 from conftest import AUTH, make_app
 from hypothesis import HealthCheck, given, settings
+from hypothesis.errors import Unsatisfiable
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -23,6 +25,7 @@ from inventory.service.transfer import import_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "inventory.yml"
 MAX_EXAMPLES = 25
+NEGATIVE_EXAMPLES = 15
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
 
@@ -41,7 +44,7 @@ def api_schema(api_app):
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", api_app)
 
 
-def test_api_matches_its_openapi_document(api_schema):
+def _run_all(api_schema, mode, checks, max_examples) -> list[str]:
     # Driven by hand (schemathesis' pytest loader does not support this pytest): every operation,
     # every failure collected, then reported together.
     failures, operations = [], 0
@@ -49,16 +52,32 @@ def test_api_matches_its_openapi_document(api_schema):
         operation = result.ok()
         operations += 1
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=MAX_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+        @given(case=operation.as_strategy(generation_mode=mode))
+        @settings(max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck),
                   database=None, derandomize=True)
         def run(case):
             # identity: the WSGI transport does not decode gzip (the gzip SD path has its own test)
-            case.call_and_validate(headers={**AUTH, "Accept-Encoding": "identity"}, checks=CHECKS)
+            case.call_and_validate(headers={**AUTH, "Accept-Encoding": "identity"}, checks=checks)
 
         try:
             run()
+        except Unsatisfiable:
+            # negative mode on an operation with nothing to break (no body, parameters all strings)
+            assert mode is GenerationMode.NEGATIVE, operation.label
         except (Exception, BaseExceptionGroup) as exc:  # a failure report: keep going, list them all
             failures.append(f"{operation.label}: {exc}")
     assert operations >= 20
+    return failures
+
+
+def test_api_matches_its_openapi_document(api_schema):
+    failures = _run_all(api_schema, GenerationMode.POSITIVE, CHECKS, MAX_EXAMPLES)
+    assert not failures, "\n\n".join(failures)
+
+
+def test_invalid_requests_never_get_a_5xx(api_schema):
+    """Negative mode: bodies, paths and query strings that break the schema. Any 4xx is fine, the
+    response must still be a documented JSON error, never a 5xx."""
+    failures = _run_all(api_schema, GenerationMode.NEGATIVE, [not_a_server_error, content_type_conformance],
+                        NEGATIVE_EXAMPLES)
     assert not failures, "\n\n".join(failures)
