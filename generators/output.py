@@ -11,7 +11,10 @@ _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _BlockDumper(_Dumper):
-    """Multi-line strings (notification templates, long exprs) as readable literal blocks."""
+    """Multi-line strings as readable literal blocks; never anchors/aliases (shared lists stay inline)."""
+
+    def ignore_aliases(self, data):
+        return True
 
 
 def _str(dumper, value: str):

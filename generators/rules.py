@@ -111,17 +111,20 @@ def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, setting
 def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict]]:
     """file name -> rule groups. Raises InventoryError for bad per-device overrides."""
     t, iv = settings.thresholds, settings.intervals
-    texts = annotation_texts(flap_window=t.flap_window, loss_window=t.loss_window,
-                             latency_window=t.latency_window, interface_flap_window=t.interface_flap_window)
+    windows = {"flap_window": t.flap_window, "isp_flap_window": t.isp_flap_window, "loss_window": t.loss_window,
+               "latency_window": t.latency_window, "interface_flap_window": t.interface_flap_window}
+    texts = annotation_texts(**windows, threshold="")
 
     def alert(name, expr, severity, scope, for_="0s", labels=None):
-        return _alert(name, expr, severity, scope, texts, settings, str(for_), labels)
+        # Rule labels are not visible to $labels in annotation templates: the threshold goes in as text.
+        own = annotation_texts(**windows, threshold=labels["threshold"]) if labels else texts
+        return _alert(name, expr, severity, scope, own, settings, str(for_), labels)
 
     up_since = "wardops_icmp_last_change_timestamp_seconds{sel} and on(device) (wardops_icmp_up{sel} == 0)"
-    changes = "increase(wardops_icmp_status_changes_total{sel}[" + str(t.flap_window) + "])"
+    changes = "increase(wardops_icmp_status_changes_total{sel}[{window}])"
     isp, other = '{role="isp"}', '{role!="isp"}'
-    isp_flapping = f"{changes.format(sel=isp)} >= {t.isp_flap_changes}"
-    other_flapping = f"{changes.format(sel=other)} >= {t.flap_changes}"
+    isp_flapping = f"{changes.format(sel=isp, window=t.isp_flap_window)} >= {t.isp_flap_changes}"
+    other_flapping = f"{changes.format(sel=other, window=t.flap_window)} >= {t.flap_changes}"
 
     isp_rules = [
         # $value = when the state began (wardops_icmp_last_change_timestamp_seconds), for "since".

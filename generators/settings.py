@@ -107,8 +107,11 @@ class Thresholds:
     latency_window: Duration = Duration("5m")
     latency_for: Duration = Duration("2m")
     flap_changes: int = 3  # DeviceFlapping: state changes within flap_window
-    isp_flap_changes: int = 2
+    # ISP uplinks: more sensitive by window (3 changes in 10m). 2 changes would make every short
+    # outage that recovers (down + up) a critical "flapping" alert.
+    isp_flap_changes: int = 3
     flap_window: Duration = Duration("5m")
+    isp_flap_window: Duration = Duration("10m")
     device_down_for: Duration = Duration("0s")  # the exporter already debounces with hysteresis
     isp_down_for: Duration = Duration("0s")
     interface_down_for: Duration = Duration("1m")
@@ -381,7 +384,7 @@ def _dataclass_section(chk: _Checker, value, name: str, cls):
 def _check_thresholds(chk: _Checker, t: Thresholds, raw) -> None:
     if t.loss_percent > 100:
         chk.error(("thresholds", "loss_percent"), "thresholds: loss_percent must be at most 100")
-    for key in ("flap_window", "loss_window", "latency_window", "interface_flap_window"):
+    for key in ("flap_window", "isp_flap_window", "loss_window", "latency_window", "interface_flap_window"):
         if getattr(t, key).seconds < 60:
             chk.error(("thresholds", key) if isinstance(raw, dict) and key in raw else ("thresholds",),
                       f"thresholds: {key} must be at least 1m")
