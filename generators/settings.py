@@ -250,10 +250,13 @@ def _list(chk: _Checker, value, path: Path_, what: str) -> list:
     return value
 
 
-def _inline_secret(chk: _Checker, m: dict, key: str, path: Path_, what: str) -> None:
-    if key in m:
-        chk.error(path + (key,), f"{what}: inline secret {key!r} is not allowed; "
-                                 f"reference it with {key}_env or {key}_file")
+def _inline_secret(chk: _Checker, raw: object, key: str, path: Path_, what: str) -> object:
+    """Report an inline secret once (not also as an unknown key); return the mapping without it."""
+    if not isinstance(raw, dict) or key not in raw:
+        return raw
+    chk.error(path + (key,), f"{what}: inline secret {key!r} is not allowed; "
+                             f"reference it with {key}_env or {key}_file")
+    return {k: v for k, v in raw.items() if k != key}
 
 
 def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
@@ -276,7 +279,7 @@ def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
         hooks, mails, tgs = [], [], []
         for i, h in enumerate(_list(chk, m.get("webhooks"), p + ("webhooks",), f"{what}: webhooks")):
             hp, hw = p + ("webhooks", i), f"{what}: webhook {i + 1}"
-            _inline_secret(chk, h if isinstance(h, dict) else {}, "bearer_token", hp, hw)
+            h = _inline_secret(chk, h, "bearer_token", hp, hw)
             hm = chk.mapping(h, hp, hw, ("url", "send_resolved", "bearer_token_env", "bearer_token_file"))
             if hm is None:
                 continue
@@ -286,7 +289,7 @@ def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
                                      chk.secret(hm, "bearer_token", hp, hw)))
         for i, e in enumerate(_list(chk, m.get("emails"), p + ("emails",), f"{what}: emails")):
             ep, ew = p + ("emails", i), f"{what}: email {i + 1}"
-            _inline_secret(chk, e if isinstance(e, dict) else {}, "auth_password", ep, ew)
+            e = _inline_secret(chk, e, "auth_password", ep, ew)
             em = chk.mapping(e, ep, ew, ("to", "from", "smarthost", "auth_username", "auth_password_env",
                                          "auth_password_file", "require_tls", "send_resolved"))
             if em is None:
@@ -313,7 +316,7 @@ def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
                                    chk.boolean(em, "send_resolved", ep, ew, True)))
         for i, t in enumerate(_list(chk, m.get("telegram"), p + ("telegram",), f"{what}: telegram")):
             tp, tw = p + ("telegram", i), f"{what}: telegram {i + 1}"
-            _inline_secret(chk, t if isinstance(t, dict) else {}, "bot_token", tp, tw)
+            t = _inline_secret(chk, t, "bot_token", tp, tw)
             tm = chk.mapping(t, tp, tw, ("chat_id", "bot_token_env", "bot_token_file", "send_resolved"))
             if tm is None:
                 continue
@@ -327,7 +330,7 @@ def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
                                                     "Alertmanager 0.25; use bot_token_env")
                 continue
             token = chk.secret(tm, "bot_token", tp, tw)
-            if token is None:
+            if "bot_token_env" not in tm:
                 chk.error(tp, f"{tw}: needs bot_token_env")
             elif chat is not None:
                 tgs.append(Telegram(chat, token, chk.boolean(tm, "send_resolved", tp, tw, True)))
@@ -374,16 +377,17 @@ def _dataclass_section(chk: _Checker, value, name: str, cls):
         default = getattr(defaults, key)
         if isinstance(default, Duration):
             kw[key] = chk.duration(m, key, path, name, default)
-        elif isinstance(default, int):
-            kw[key] = chk.number(m, key, path, name, default, int, 1, 1000)
         else:
-            kw[key] = chk.number(m, key, path, name, default, float, 0.001, 100000)
+            low, high = NUMBER_RANGES[key]
+            kw[key] = chk.number(m, key, path, name, default, type(default), low, high)
     return cls(**kw)
 
 
+NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
+                 "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000)}
+
+
 def _check_thresholds(chk: _Checker, t: Thresholds, raw) -> None:
-    if t.loss_percent > 100:
-        chk.error(("thresholds", "loss_percent"), "thresholds: loss_percent must be at most 100")
     for key in ("flap_window", "isp_flap_window", "loss_window", "latency_window", "interface_flap_window"):
         if getattr(t, key).seconds < 60:
             chk.error(("thresholds", key) if isinstance(raw, dict) and key in raw else ("thresholds",),
@@ -451,12 +455,19 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
                 else:
                     external[k] = v
     if chk.problems:
-        raise SettingsError(chk.problems)
+        raise SettingsError(_in_source_order(chk.problems))
     return Settings(receivers=receivers, routing=routing, intervals=intervals, thresholds=thresholds,
                     runbook_url=runbook or DEFAULT_SETTINGS.runbook_url,
                     dashboard_url=dashboards or DEFAULT_SETTINGS.dashboard_url,
                     exporter_targets=targets, exporter_scheme=scheme, inventory_url=inventory_url,
                     external_labels=MappingProxyType(dict(sorted(external.items()))), source=source)
+
+
+def _in_source_order(problems: list[Problem]) -> list[Problem]:
+    def line(p: Problem) -> int:
+        tail = p.location.rpartition(":")[2]
+        return int(tail) if tail.isdigit() else 0
+    return sorted(problems, key=line)  # stable: same-line problems keep their order
 
 
 def loads_settings(text: str, source: str = "<settings>") -> Settings:
