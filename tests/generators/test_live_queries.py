@@ -177,3 +177,68 @@ def test_every_panel_query_runs_and_raw_series_queries_return_data(vm):
         result = query(vm, _substitute(expr))
         if query_metrics(expr) <= EXPORTER_METRICS:
             assert result, f"{title}: {expr} returned no data"
+
+
+# --- MetricsQL semantics of the alert expressions (vmalert evaluates with VictoriaMetrics) ---------
+# The promtool tests check PromQL; MetricsQL's increase()/changes() also use the sample just before
+# the window. The same scenarios, replayed as instant queries at vmalert-like evaluation times, must
+# give the same verdicts.
+
+SCENARIO = {
+    "a-atm2": "U" * 30 + "DDDUUU" * 3 + "U" * 52,  # flaps: changes at 300..450 s
+    "a-isp1": "U" * 30 + "D" * 30 + "U" * 40,  # one outage 300-590 s
+    "a-isp2": "U" * 32 + "D" * 28 + "U" * 40,  # one outage 320-590 s
+    "b-rtr1": "U" * 100,
+}
+
+
+@pytest.fixture(scope="module")
+def scenario(vm):
+    from tests.generators.test_rules_promtool import timeline
+
+    base, now = vm
+    t0 = (now - 3600) // 10 * 10
+    lines = []
+    for name, states in SCENARIO.items():
+        labels = device_labels(name)
+        up, changes, since = (v.split() for v in timeline(states))
+        for i, (u, c, s) in enumerate(zip(up, changes, since, strict=True)):
+            ts = (t0 + i * 10) * 1000
+            lines += [f"{series('wardops_icmp_up', labels)} {u} {ts}",
+                      f"{series('wardops_icmp_status_changes_total', labels)} {c} {ts}",
+                      f"{series('wardops_icmp_last_change_timestamp_seconds', labels)} {t0 + int(s)} {ts}"]
+    req = urllib.request.Request(f"{base}/api/v1/import/prometheus", data="\n".join(lines).encode(), method="POST")
+    urllib.request.urlopen(req, timeout=10).read()
+    urllib.request.urlopen(f"{base}/internal/force_flush", timeout=10).read()
+    return t0
+
+
+def firing(vm, expr: str, at: int) -> list[str]:
+    base, _ = vm
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at, "nocache": 1})
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = json.load(resp)
+    assert body["status"] == "success", body
+    return sorted(r["metric"].get("device") or r["metric"].get("branch") for r in body["data"]["result"])
+
+
+@pytest.mark.parametrize("alert,severity,at,want", [
+    ("DeviceDown", "warning", 310, ["a-atm2"]),
+    ("DeviceFlapping", "warning", 350, []),  # two changes: not yet
+    ("DeviceFlapping", "warning", 370, ["a-atm2"]),
+    ("DeviceDown", "warning", 370, []),  # suppressed while flapping
+    ("DeviceFlapping", "warning", 680, ["a-atm2"]),
+    ("DeviceFlapping", "warning", 700, []),  # stable: resolved
+    ("IspLinkDown", "critical", 310, ["a-isp1"]),
+    ("IspLinkDown", "critical", 350, ["a-isp1", "a-isp2"]),
+    ("BranchDown", "critical", 310, []),
+    ("BranchDown", "critical", 350, ["Branch A"]),  # once for the branch
+    ("BranchDown", "critical", 610, []),
+    ("DeviceFlapping", "critical", 620, []),  # an outage and its recovery are not flapping
+    ("DeviceFlapping", "critical", 900, []),
+])
+def test_metricsql_verdicts_match_the_promtool_scenarios(vm, scenario, alert, severity, at, want):
+    _wait_for_data(vm)
+    exprs = {(r["alert"], r["labels"]["severity"]): r["expr"]
+             for g in yaml.safe_load((REPO / "rules" / "alerts.yml").read_text())["groups"] for r in g["rules"]}
+    assert firing(vm, exprs[(alert, severity)], scenario + at) == want
