@@ -79,3 +79,18 @@ def test_amtool_routes(tmp_path, labels, receiver):
     args = [f"{k}={v}" for k, v in labels.items()]
     run(["amtool", "config", "routes", "test", f"--config.file={out / 'alertmanager' / 'alertmanager.yml'}",
          f"--verify.receivers={receiver}", *args])
+
+
+@pytest.mark.parametrize("name", ["wardops.subject", "wardops.text", "wardops.html", "wardops.telegram"])
+def test_notification_templates_render_with_amtool(out, name):
+    # Renders with amtool's example data; fails if the template is missing or does not execute.
+    run(["amtool", "template", "render", f"--template.glob={out / 'alertmanager' / 'templates' / '*.tmpl'}",
+         f'--template.text={{{{ template "{name}" . }}}}'])
+
+
+def test_amtool_template_render_fails_on_unknown_template(out):
+    result = subprocess.run([need("amtool"), "template", "render",
+                             f"--template.glob={out / 'alertmanager' / 'templates' / '*.tmpl'}",
+                             '--template.text={{ template "wardops.nope" . }}'], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
