@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -21,11 +22,18 @@ def configure(parser) -> None:
     parser.set_defaults(func=run)
 
 
+def source_name(path: str) -> str:
+    """The inventory as named in the stamp: relative to the working directory when inside it, so
+    `examples/inventory.yml` stamps the same however the path was typed (golden files stay stable)."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else Path(rel).as_posix()
+
+
 def run(args) -> int:
     try:
         settings = load_settings(args.settings)
         inv = load_inventory(args.inventory)
-        files = generate_files(inv, settings, args.inventory)
+        files = generate_files(inv, settings, source_name(args.inventory))
     except InventoryError as exc:  # also SettingsError
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
