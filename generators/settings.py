@@ -91,7 +91,7 @@ class Routing:
 
 @dataclass(frozen=True, slots=True)
 class Intervals:
-    isp_eval: Duration = Duration("2s")  # vmalert group with IspLinkDown / BranchDown / ISP flapping
+    isp_eval: Duration = Duration("1s")  # vmalert group with IspLinkDown / BranchDown / ISP flapping
     default_eval: Duration = Duration("10s")  # every other alert group
     recording_eval: Duration = Duration("30s")  # availability recording rules
     isp_scrape: Duration = Duration("2s")  # vmagent job wardops_isp

@@ -104,7 +104,7 @@ def test_defaults_without_a_settings_file():
     s = load_settings(None)
     assert s is DEFAULT_SETTINGS
     assert [(r.name, [h.url for h in r.webhooks]) for r in s.receivers] == [("default", ["http://127.0.0.1:9095/"])]
-    assert (s.intervals.isp_eval.seconds, s.intervals.isp_scrape.seconds) == (2, 2)
+    assert (s.intervals.isp_eval.seconds, s.intervals.isp_scrape.seconds) == (1, 2)
     assert s.routing.critical_group_wait.seconds <= 2
 
 
