@@ -12,7 +12,12 @@ import re
 from grafana_foundation_sdk.builders import dashboard as db
 from grafana_foundation_sdk.builders import prometheus, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableRefresh, VariableSort
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardLinkType,
+    DataSourceRef,
+    VariableRefresh,
+    VariableSort,
+)
 
 from generators.rules import RECORDING_RULES
 from generators.settings import Settings
@@ -72,8 +77,12 @@ def _var(name: str, query: str, label: str, multi=True) -> db.QueryVariable:
 
 
 def _base(uid: str, title: str, source_stamp: str, tags: list[str]) -> db.Dashboard:
+    # A dropdown to every wardops dashboard, keeping time range and variables (region/branch/device
+    # carry over when drilling down).
+    nav = (db.DashboardLink("wardops").type(DashboardLinkType.DASHBOARDS).tags(["wardops"]).as_dropdown(True)
+           .include_vars(True).keep_time(True))
     return (db.Dashboard(title).uid(uid).description(source_stamp).tags(["wardops", *tags])
-            .refresh("30s").time("now-6h", "now").timezone("browser")
+            .refresh("30s").time("now-6h", "now").timezone("browser").link(nav)
             .with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus")))
 
 

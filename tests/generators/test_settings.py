@@ -147,3 +147,18 @@ def test_bad_per_device_latency_override_names_the_device(value):
     assert [str(p) for p in info.value.problems] == [
         f"inv.yml:3: device 'r2': label latency_threshold_ms must be a number above 0 and at most 60000, "
         f"got {value.strip(chr(34))!r}"]
+
+
+def test_settings_reach_rules_and_scrape_config():
+    inv = loads_inventory((TESTDATA / "generators" / "inventory.yml").read_text(), "inv.yml")
+    files = generate_files(inv, load_settings(TESTDATA / "generators" / "settings-full.yml"), "inv.yml")
+    rules = files["rules/alerts.yml"]
+    assert 'increase(wardops_icmp_status_changes_total{role!="isp"}[5m]) >= 4' in rules  # flap_changes: 4
+    assert "* 100 > 3 and on(device)" in rules  # loss_percent: 3
+    assert "> 0.15 and on(device)" in rules  # latency_ms: 150
+    assert "https://wiki.bank.example/wardops/runbooks#isplinkdown" in rules
+    assert "interval: 15s" in rules
+    scrape = files["vmagent/scrape.yml"]
+    assert "job_name: wardops_probe" in scrape and "url: http://127.0.0.1:9119/api/v1/sd" in scrape
+    assert "site: dc1" in scrape
+    assert "https://grafana.bank.example/d/wardops-device" in files["alertmanager/templates/wardops.tmpl"]
