@@ -242,3 +242,60 @@ def test_metricsql_verdicts_match_the_promtool_scenarios(vm, scenario, alert, se
     exprs = {(r["alert"], r["labels"]["severity"]): r["expr"]
              for g in yaml.safe_load((REPO / "rules" / "alerts.yml").read_text())["groups"] for r in g["rules"]}
     assert firing(vm, exprs[(alert, severity)], scenario + at) == want
+
+
+# --- vmalert itself: evaluates the generated rules on VictoriaMetrics and notifies ---------------
+
+@pytest.fixture(scope="module")
+def notifications():
+    """A loopback HTTP server standing in for Alertmanager: collects what vmalert posts."""
+    import http.server
+    import threading
+
+    received: list[dict] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server API
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.extend(json.loads(body or b"[]"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_vmalert_fires_isp_link_down_with_rendered_annotations(vm, notifications, tmp_path):
+    from tests.generators.helpers import render_annotation
+
+    _wait_for_data(vm)
+    base, now = vm
+    url, received = notifications
+    proc = subprocess.Popen([need("vmalert"), f"-rule={REPO / 'rules' / 'alerts.yml'}", f"-datasource.url={base}",
+                             f"-notifier.url={url}", f"-httpListenAddr=127.0.0.1:{_free_port()}",
+                             "-loggerLevel=ERROR"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 20
+        while not any(a["labels"].get("alertname") == "IspLinkDown" for a in received):
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, f"no IspLinkDown notification; got {received}"
+            time.sleep(0.2)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    alert = next(a for a in received if a["labels"].get("alertname") == "IspLinkDown")
+    labels = alert["labels"]
+    assert labels["device"] == "a-isp1" and labels["severity"] == "critical" and labels["alertgroup"] == "wardops-isp"
+    rule = next(r for g in yaml.safe_load((REPO / "rules" / "alerts.yml").read_text())["groups"]
+                for r in g["rules"] if r.get("alert") == "IspLinkDown")
+    assert alert["annotations"]["description"] == render_annotation(rule["annotations"]["description"], labels,
+                                                                    now - 200)
