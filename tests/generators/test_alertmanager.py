@@ -19,7 +19,7 @@ import yaml
 
 from generators.alertmanager import INHIBIT_RULES
 from generators.settings import loads_settings
-from tests.generators.helpers import generate_into, need
+from tests.generators.helpers import REPO, generate_into, need
 
 
 def _matches(matcher: str, labels: dict) -> bool:
@@ -181,3 +181,15 @@ def test_inhibition_silences_symptoms_and_nothing_else(alertmanager):
             break
         time.sleep(0.2)
     assert got == want
+
+
+def test_overlapping_windows_of_the_example_inventory_both_apply():
+    # examples/inventory.yml: sunday-night covers Branch 12, batumi-upgrades its whole region.
+    config = yaml.safe_load((REPO / "alertmanager" / "alertmanager.yml").read_text())
+    leaf = route_for(config["route"], {"severity": "warning", "region": "Batumi", "branch": "Branch 12",
+                                       "device": "batumi-br12-rtr1"})
+    assert leaf["mute_time_intervals"] == ["sunday-night", "batumi-upgrades"]
+    other = route_for(config["route"], {"severity": "critical", "region": "Batumi", "branch": "Branch 9"})
+    assert other["mute_time_intervals"] == ["batumi-upgrades"]
+    elsewhere = route_for(config["route"], {"severity": "critical", "region": "Tbilisi", "branch": "Branch 1"})
+    assert "mute_time_intervals" not in elsewhere
