@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from generators.output import regex_escape
 from generators.settings import Receiver, Settings
 from generators.text import render
 from inventory.model import Inventory, MaintenanceWindow
 
 TEMPLATE_FILE = "wardops.tmpl"
-_REGEX_SPECIAL = set("\\.+*?()|[]{}^$")
 
 # (source alert matchers, target alert matchers, equal labels): why each exists is in docs/generators.md.
 INHIBIT_RULES = (
@@ -31,11 +31,6 @@ INHIBIT_RULES = (
     # An exporter that cannot be scraped: no SNMP verdicts from it either.
     (['alertname="ExporterDown"'], ['alertname="SnmpUnreachable"'], ("instance",)),
 )
-
-
-def regex_escape(value: str) -> str:
-    """Escape RE2 metacharacters only (Python's re.escape also escapes spaces, which RE2 rejects)."""
-    return "".join("\\" + c if c in _REGEX_SPECIAL else c for c in value)
 
 
 def _quote(value: str) -> str:

@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from generators.output import regex_escape
 from generators.settings import Settings
 from generators.text import annotation_texts
 from inventory.errors import InventoryError, Problem
@@ -78,12 +79,12 @@ def threshold_classes(inv: Inventory, label: str, default: float, high: float) -
 
 
 def _regex(names: tuple[str, ...]) -> str:
-    # PromQL string: escape regex metacharacters (device names may hold '.'), then backslashes.
-    return "|".join(re.escape(n) for n in names).replace("\\", "\\\\")
+    # PromQL string: escape RE2 metacharacters (device names may hold '.'), then the backslashes.
+    return "|".join(regex_escape(n) for n in names).replace("\\", "\\\\")
 
 
-def _selector(metric: str, cls: ThresholdClass, overridden: tuple[str, ...], extra: str = "") -> str:
-    matchers = [extra] if extra else []
+def _selector(metric: str, cls: ThresholdClass, overridden: tuple[str, ...]) -> str:
+    matchers = []
     if cls.devices:
         matchers.append(f'device=~"{_regex(cls.devices)}"')
     elif overridden:

@@ -330,3 +330,30 @@ def test_availability_recording_rules(rules_dir, rule_index):
                          {"labels": 'isp:wardops_icmp_up:avg{isp="Silknet"}', "value": 1}]},
     ]
     run_promtool(rules_dir, "recording", inputs, [], exprs)
+
+
+def test_override_regex_matches_dotted_device_names_exactly(tmp_path):
+    # "r.1" overrides; unescaped, its regex would also match "rx1" and drop it from the default class.
+    inv = tmp_path / "inv.yml"
+    inv.write_text("devices:\n"
+                   "  - {name: r.1, ip: 198.18.1.1, region: R, branch: B, role: router,"
+                   " labels: {latency_threshold_ms: \"250\"}}\n"
+                   "  - {name: rx1, ip: 198.18.1.2, region: R, branch: B, role: router}\n")
+    generate_into(tmp_path, inv)
+    inputs = []
+    for name, ip in (("r.1", "198.18.1.1"), ("rx1", "198.18.1.2")):
+        labels = {"device": name, "ip": ip, "role": "router", "region": "R", "branch": "B"}
+        inputs += [{"series": series("wardops_icmp_up", labels), "values": "1x69"},
+                   {"series": series("wardops_icmp_rtt_seconds", labels), "values": "0.2x69"}]
+    test = {"rule_files": [str(tmp_path / "rules" / "alerts.yml")], "evaluation_interval": "10s",
+            "tests": [{"interval": "10s", "input_series": inputs, "promql_expr_test": [
+                {"expr": 'ALERTS{alertname="HighLatency", alertstate="firing"}', "eval_time": "600s",
+                 "exp_samples": [{"labels": 'ALERTS{alertname="HighLatency", alertstate="firing", branch="B", '
+                                            'device="rx1", ip="198.18.1.2", region="R", role="router", '
+                                            'scope="device", severity="warning", threshold="100"}',
+                                  "value": 1}]}]}]}
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
