@@ -89,8 +89,10 @@ def _base(uid: str, title: str, source_stamp: str, tags: list[str]) -> db.Dashbo
 def _overview(stamp: str, settings: Settings) -> db.Dashboard:
     L = _Layout()
     t = settings.thresholds
+    # Same definitions as the DeviceFlapping rules (ISP uplinks have their own window and count).
     flapping = (f'count(increase(wardops_icmp_status_changes_total{{role!="isp"}}[{t.flap_window}]) >= '
-                f'{t.flap_changes}) or vector(0)')
+                f'{t.flap_changes} or increase(wardops_icmp_status_changes_total{{role="isp"}}'
+                f'[{t.isp_flap_window}]) >= {t.isp_flap_changes}) or vector(0)')
     d = _base(UIDS["overview"], "wardops / Overview", stamp, ["overview"])
     d = d.with_row(L.row("State"))
     for title, expr in (
