@@ -66,8 +66,9 @@ def bearer() -> str | None:
 
 
 def rate_limit_key() -> str:
+    """Per valid token; otherwise per client IP (random invalid tokens must not buy fresh budgets)."""
     token = bearer()
-    if token:
+    if token and current_app.extensions["wardops_tokens"].role(token) is not None:
         return "t:" + hashlib.sha256(token.encode()).hexdigest()[:16]
     return "ip:" + (request.remote_addr or "unknown")
 

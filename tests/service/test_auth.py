@@ -89,6 +89,8 @@ def test_rate_limit_per_token_is_json_429(tmp_path):
     codes = [client.post("/api/v1/devices", json=device(i), headers=AUTH).status_code for i in range(3)]
     assert codes == [201, 201, 429]
     assert client.get("/api/v1/devices", headers=READ_AUTH).status_code == 200
+    # made-up tokens count against the caller's IP, not a fresh budget each
+    assert client.get("/api/v1/sd", headers={"Authorization": "Bearer made-up-token-000000001"}).status_code == 429
 
 
 def test_secrets_and_tokens_never_in_responses_or_logs(client, caplog, monkeypatch):
