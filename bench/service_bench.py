@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
@@ -176,13 +177,16 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=300)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="wardops-svc-bench-"))
-    yml = work / "inventory.yml"
-    yml.write_text(dump_yaml(synth_inventory(args.devices, snmp_share=0.3)))
-    results = []
-    results.append(measure("sqlite", f"sqlite:///{work}/inventory.db", yml, args.devices, args.requests))
-    with ThrowawayPostgres() as pg:
-        results.append(measure("postgresql", pg.create_database(), yml, args.devices, args.requests))
-    base = floor(results[0]["sd_content"], args.requests)
+    try:
+        yml = work / "inventory.yml"
+        yml.write_text(dump_yaml(synth_inventory(args.devices, snmp_share=0.3)))
+        results = []
+        results.append(measure("sqlite", f"sqlite:///{work}/inventory.db", yml, args.devices, args.requests))
+        with ThrowawayPostgres() as pg:
+            results.append(measure("postgresql", pg.create_database(), yml, args.devices, args.requests))
+        base = floor(results[0]["sd_content"], args.requests)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"# inventory service, {args.devices} devices, {args.requests} requests per figure, "
           f"SD body {results[0]['sd_bytes']} bytes; {os.cpu_count()} CPUs (shared)")
     rows = [
