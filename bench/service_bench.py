@@ -102,9 +102,11 @@ def measure(backend: str, db_url: str, yml: Path, devices: int, n: int) -> dict:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_up(f"{base}/api/v1/openapi.json", proc)  # touches no inventory: the SD below is cold
+        t = time.perf_counter()
+        wait_up(f"{base}/api/v1/openapi.json", proc)
+        out["start_s"] = time.perf_counter() - t  # process start + migrate + load/validate/resync check
         s = requests.Session()
-        # first SD after start: loads 10k rows, validates, renders
+        # first SD request: the snapshot is warm from start, this renders the JSON
         t = time.perf_counter()
         sd = s.get(f"{base}/api/v1/sd", headers=IDENTITY, timeout=60)
         out["sd_cold_s"] = time.perf_counter() - t
@@ -196,7 +198,8 @@ def main() -> int:
         ("list limit=100 random offset p99 ms", "list_p99_ms", "{:.1f}"),
         ("list server CPU ms/request", "list_cpu_ms", "{:.2f}"),
         ("list role+region filter p99 ms", "list_filtered_p99_ms", "{:.1f}"),
-        ("SD first request after start (load+validate+render) ms", "sd_cold_s", "{:.0f}"),
+        ("service start until it answers (load + validate 10k) s", "start_s", "{:.2f}"),
+        ("SD first request after start (render) ms", "sd_cold_s", "{:.0f}"),
         ("SD full list (identity) p50 ms", "sd_p50_ms", "{:.1f}"),
         ("SD full list (identity) p99 ms", "sd_p99_ms", "{:.1f}"),
         ("SD (identity) server CPU ms/request", "sd_cpu_ms", "{:.2f}"),

@@ -115,7 +115,11 @@ def create_app(test_config: dict | None = None, environ=None) -> Flask:
     schema_version = migrate(engine)
     app.extensions["wardops_engine"] = engine
     app.extensions["wardops_schema_version"] = schema_version
-    app.extensions["wardops_store"] = InventoryStore(engine)
+    store = InventoryStore(engine)
+    app.extensions["wardops_store"] = store
+    fixed = store.resync()
+    if fixed:
+        app.logger.warning("msg=resolved columns rewritten rows=%d", fixed)
     app.extensions["wardops_tokens"] = tokens
 
     limiter = Limiter(rate_limit_key, app=app, default_limits=[lambda: app.config["RATELIMIT_DEFAULT"]],

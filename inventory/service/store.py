@@ -99,7 +99,7 @@ class Draft:
         self.profile_origin: dict[str, Origin] = {}
         self.rule_origin: dict[int, Origin] = {}
         self.window_origin: dict[int, Origin] = {}
-        self.deleted: list[tuple[Origin, str]] = []  # deleted device names, for conflict messages
+        self.refresh: set[int] = set()  # device ids whose resolved columns must be rewritten anyway
         self._positions: dict[str, int] | None = None
 
     def position(self, name: str) -> int | None:
@@ -154,6 +154,9 @@ class ChangeRejected(Exception):
 
 class StorageError(Exception):
     """Stored data cannot be serialised (e.g. a value JSON cannot hold)."""
+
+
+RESOLVED = ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels")
 
 
 def resolved_row(d: Device) -> dict:
@@ -224,6 +227,22 @@ class InventoryStore:
             if self._cached is None or snap.generation > self._cached.generation:
                 self._cached = snap
 
+    def resync(self) -> int:
+        """Rewrite resolved columns that disagree with what the validator builds from the stored
+        specs (e.g. after an upgrade changed a rule's meaning). Returns how many rows were fixed.
+        Run at start; also warms this process's snapshot cache."""
+        snap = self.snapshot()
+        if snap.inventory is None:
+            return 0
+        expected = {id_: resolved_row(d) for id_, d in zip(snap.ids, snap.inventory.devices, strict=True)}
+        cols = [devices_table.c[k] for k in RESOLVED]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(devices_table.c.id, *cols)).all()
+        stale = {r.id for r in rows if {k: getattr(r, k) for k in RESOLVED} != expected.get(r.id)}
+        if stale:
+            self.write(lambda draft: draft.refresh.update(stale))
+        return len(stale)
+
     # --- writing ------------------------------------------------------------------------------
 
     def write(self, change: Callable[[Draft], object]) -> tuple[Snapshot, object]:
@@ -288,7 +307,8 @@ class InventoryStore:
             old_spec = base.devices[op]
             old_dev = old_devices[op] if old_devices is not None else None
             spec_changed = spec is not old_spec and spec != old_spec
-            if not spec_changed and old_dev is not None and old_dev == dev and old_dev.labels == dev.labels:
+            if not spec_changed and id_ not in draft.refresh and old_dev is not None and old_dev == dev \
+                    and old_dev.labels == dev.labels:
                 continue
             values = {**row, "_id": id_}
             if spec_changed:

@@ -391,3 +391,29 @@ def test_sd_gzip_for_large_lists(client):
     assert r.headers["ETag"] != plain.headers["ETag"]
     r2 = client.get("/api/v1/sd", headers={"Accept-Encoding": "gzip", "If-None-Match": r.headers["ETag"]})
     assert r2.status_code == 304
+
+
+def test_start_rewrites_stale_resolved_columns(db_url):
+    from conftest import make_app
+    from sqlalchemy import update
+
+    from inventory.service.db import devices_table
+
+    app = make_app(db_url)
+    client = app.test_client()
+    create(client, device(1, role="router"), device(2))
+    generation = client.get("/healthz").json["inventory"]["generation"]
+    engine = app.extensions["wardops_engine"]
+    with engine.begin() as conn:  # as if an older version had resolved it differently
+        conn.execute(update(devices_table).where(devices_table.c.name == "dev1").values(role="atm", region="X"))
+    app.extensions["wardops_engine"].dispose()
+    app = make_app(db_url)
+    try:
+        client = app.test_client()
+        assert names(client, role="router") == ["dev1"] and names(client, region="X") == []
+        assert client.get("/healthz").json["inventory"]["generation"] == generation + 1
+        app.extensions["wardops_engine"].dispose()
+        app = make_app(db_url)  # nothing stale: no write at start
+        assert app.test_client().get("/healthz").json["inventory"]["generation"] == generation + 1
+    finally:
+        app.extensions["wardops_engine"].dispose()
