@@ -451,8 +451,10 @@ def _ip(chk, value, p, label):
         return None
     try:
         ip = _parse_ip(value)
+        if getattr(ip, "scope_id", None) is not None:
+            raise ValueError("scoped address")  # fe80::1%eth0 names a local interface, not a device
     except ValueError:
-        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix)")
+        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix or zone)")
         return None
     if ip.is_unspecified or ip.is_multicast or (ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255")):
         chk.error(p, f"{label}: ip {value} is not a unicast host address")
