@@ -64,8 +64,8 @@ class _Checker:
         self.locate = locate
         self.problems: list[Problem] = []
 
-    def error(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.locate(path), message, path))
+    def error(self, path: Path_, message: str, code: str = "") -> None:
+        self.problems.append(Problem(self.locate(path), message, path, code))
 
     def mapping(self, value: object, path: Path_, what: str, allowed: tuple[str, ...]) -> dict | None:
         if not isinstance(value, dict):
@@ -426,14 +426,15 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
             chk.error(p + ("isp",), f"{label}: isp (provider) is only valid for role isp, role is {role!r}")
         if name is not None:
             if name in first_name:
-                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})")
+                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})", "duplicate")
             else:
                 first_name[name] = where
         if ip is not None:
             key = ip.compressed
             if key in first_ip:
                 other, where = first_ip[key]
-                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})")
+                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})",
+                          "duplicate")
             else:
                 first_ip[key] = (name or f"#{i + 1}", where)
         if len(chk.problems) == before:
@@ -513,7 +514,7 @@ def _maintenance(chk: _Checker, value: object, devices: list[Device]) -> list[Ma
         if not isinstance(name, str) or not NAME_RE.match(name):
             chk.error(p + ("name",), f"{what}: name must match [a-z0-9][a-z0-9._-]*, got {_kind(name)}")
         elif name in names:
-            chk.error(p + ("name",), f"{what}: duplicate maintenance window name")
+            chk.error(p + ("name",), f"{what}: duplicate maintenance window name", "duplicate")
         else:
             names.add(name)
         scope = {}

@@ -84,8 +84,7 @@ def _describe(draft: Draft, problem: Problem) -> tuple[dict, bool]:
 
 
 def is_duplicate(problem: Problem) -> bool:
-    return ": duplicate device name" in problem.message or ": duplicate ip " in problem.message \
-        or "duplicate maintenance window name" in problem.message
+    return problem.code == "duplicate"
 
 
 def rejection(exc: ChangeRejected) -> ApiError:
