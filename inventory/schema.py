@@ -6,8 +6,10 @@ whole inventory is valid and returned, or InventoryError lists all problems.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 import zoneinfo
 from collections.abc import Callable
 from types import MappingProxyType
@@ -62,13 +64,15 @@ class _Checker:
         self.locate = locate
         self.problems: list[Problem] = []
 
-    def error(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.locate(path), message, path))
+    def error(self, path: Path_, message: str, code: str = "") -> None:
+        self.problems.append(Problem(self.locate(path), message, path, code))
 
     def mapping(self, value: object, path: Path_, what: str, allowed: tuple[str, ...]) -> dict | None:
         if not isinstance(value, dict):
             self.error(path, f"{what} must be a mapping, got {_kind(value)}")
             return None
+        if value.keys() <= _allowed_set(allowed):
+            return value
         for key in value:
             if key not in allowed:
                 self.error(path + (key,) if isinstance(key, str | int) else path,
@@ -115,6 +119,17 @@ class _Checker:
         return out if ok else None
 
 
+@functools.cache
+def _allowed_set(allowed: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(allowed)
+
+
+def _line_of(problem: Problem) -> int:
+    """Sort key: source line for "file:line" locations (stable; JSON paths keep their order)."""
+    tail = problem.location.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
 def _kind(value: object) -> str:
     if value is None:
         return "nothing"
@@ -144,7 +159,7 @@ def build_inventory(data: object, locate: Locator = json_locator, source: str = 
     devices = _devices(chk, top.get("devices"), rules, profiles)
     windows = _maintenance(chk, top.get("maintenance"), devices)
     if chk.problems:
-        raise InventoryError(chk.problems)
+        raise InventoryError(sorted(chk.problems, key=_line_of))
     return Inventory(devices=tuple(devices), snmp_profiles=MappingProxyType(profiles),
                      classify=tuple(rules), maintenance=tuple(windows), source=source)
 
@@ -411,14 +426,15 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
             chk.error(p + ("isp",), f"{label}: isp (provider) is only valid for role isp, role is {role!r}")
         if name is not None:
             if name in first_name:
-                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})")
+                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})", "duplicate")
             else:
                 first_name[name] = where
         if ip is not None:
             key = ip.compressed
             if key in first_ip:
                 other, where = first_ip[key]
-                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})")
+                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})",
+                          "duplicate")
             else:
                 first_ip[key] = (name or f"#{i + 1}", where)
         if len(chk.problems) == before:
@@ -435,14 +451,29 @@ def _ip(chk, value, p, label):
         chk.error(p, f"{label}: ip must be an IPv4 or IPv6 address string, got {_kind(value)}")
         return None
     try:
-        ip = ipaddress.ip_address(value)
+        ip = _parse_ip(value)
+        if getattr(ip, "scope_id", None) is not None:
+            raise ValueError("scoped address")  # fe80::1%eth0 names a local interface, not a device
     except ValueError:
-        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix)")
+        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix or zone)")
         return None
     if ip.is_unspecified or ip.is_multicast or (ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255")):
         chk.error(p, f"{label}: ip {value} is not a unicast host address")
         return None
     return ip
+
+
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """ipaddress.ip_address, with a fast path for canonical dotted quads (the common case; the
+    full parser is ~4x slower and 10,000 devices must load well under a second)."""
+    if value.count(".") == 3:
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, value))
+        except OSError:
+            ip = None
+        if ip is not None and str(ip) == value:
+            return ip
+    return ipaddress.ip_address(value)
 
 
 def _apply_rules(fields: dict, rules: list[ClassifyRule], name: str, ip) -> None:
@@ -483,7 +514,7 @@ def _maintenance(chk: _Checker, value: object, devices: list[Device]) -> list[Ma
         if not isinstance(name, str) or not NAME_RE.match(name):
             chk.error(p + ("name",), f"{what}: name must match [a-z0-9][a-z0-9._-]*, got {_kind(name)}")
         elif name in names:
-            chk.error(p + ("name",), f"{what}: duplicate maintenance window name")
+            chk.error(p + ("name",), f"{what}: duplicate maintenance window name", "duplicate")
         else:
             names.add(name)
         scope = {}
