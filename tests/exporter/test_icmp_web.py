@@ -264,3 +264,41 @@ def test_reload_rereads_config_and_keeps_the_old_one_when_invalid(tmp_path):
     finally:
         web.stop()
         exp.stop()
+
+
+def test_http_sd_of_the_real_inventory_service_matches_the_file(tmp_path):
+    """The exporter's URL source against `wardops inventory serve`: same devices as the YAML file."""
+    import socket
+    from pathlib import Path
+
+    from inventory import load_inventory
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "inventory.yml"
+    db = f"sqlite:///{tmp_path / 'inv.db'}"
+    cli = [sys.executable, "-m", "wardops.cli", "inventory"]
+    subprocess.run(cli + ["import", "--db", db, str(example)], check=True, capture_output=True, timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    svc = subprocess.Popen(cli + ["serve", "--db", db, "--listen", f"127.0.0.1:{port}"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        src = HttpSdSource(f"http://127.0.0.1:{port}/api/v1/sd")
+        inv = None
+        deadline = time.monotonic() + 20
+        while inv is None:
+            try:
+                inv = src.poll()
+            except TargetError:
+                assert time.monotonic() < deadline, "inventory service did not come up"
+                time.sleep(0.2)
+        assert src.poll() is None  # ETag: 304, nothing to apply
+        want = load_inventory(example).enabled_devices()
+        got = inv.devices
+        def key(d):
+            return d.name, d.ip, d.role, d.region, d.branch, d.isp, d.snmp, sorted(d.labels.items())
+        assert sorted(map(key, got)) == sorted(map(key, want))
+        assert len(got) == 134
+    finally:
+        svc.terminate()
+        svc.wait(10)
