@@ -100,3 +100,9 @@ def test_check_config_command(capsys):
     assert main(["exporter", "--check-config", str(DATA / "invalid-icmp.yml")]) == 1
     err = capsys.readouterr().err
     assert "invalid-icmp.yml:2: icmp.mode" in err and "3 error(s)" in err
+
+
+def test_the_documented_config_is_valid_and_equals_the_defaults():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "icmp.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert loads_config(block, "docs/icmp.md") == ExporterConfig()
