@@ -134,7 +134,6 @@ class IcmpComponent:
                 self.rt.publish_later(("icmp", name), lambda: None)
         for name in self.policies:
             self.stats.setdefault(name, PolicyStats())
-        self.groups = {name: [t for t in self.groups.get(name, [])] for name in self.policies}
         self.set_devices(current)
         for name in self.policies:
             self._tasks.append(self.rt.loop.create_task(self._policy_loop(name), name=f"icmp-{name}"))
