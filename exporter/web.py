@@ -7,13 +7,15 @@ joins pre-rendered bytes, so a thread per connection is cheap, and the standard 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.exposition import CONTENT_TYPE
-from exporter.probers import PROBERS, get_prober, render_probe
+from exporter.probers import PROBERS, ProbeResult, get_prober, render_probe
 
 INDEX = b"""<html><head><title>wardops exporter</title></head><body><h1>wardops exporter</h1>
 <p><a href="/metrics">/metrics</a> (?role=isp, ?exclude_role=isp) &middot;
@@ -88,9 +90,14 @@ class _Handler(BaseHTTPRequestHandler):
                                    "probe.allowed_cidrs\n".encode())
         started = time.monotonic()
         runtime = self.exporter.runtime
+        timeout = self.exporter.config.probe.timeout
+        with contextlib.suppress(TypeError, ValueError):  # like blackbox: stay inside the scraper's timeout
+            timeout = min(timeout, max(0.1, float(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")) - 0.5))
         try:
-            result = self.exporter.run_on_loop(prober(runtime, resolved, query),
-                                               self.exporter.config.probe.timeout + 5)
+            result = self.exporter.run_on_loop(asyncio.wait_for(prober(runtime, resolved, query), timeout),
+                                               timeout + 5)
+        except TimeoutError:
+            result = ProbeResult(False)  # a probe that ran out of time failed; it is not a server error
         except Exception as exc:
             return self._send(500, f"probe failed: {exc.__class__.__name__}: {exc}\n".encode())
         return self._send(200, render_probe(resolved, result, time.monotonic() - started), CONTENT_TYPE)

@@ -302,3 +302,15 @@ def test_http_sd_of_the_real_inventory_service_matches_the_file(tmp_path):
     finally:
         svc.terminate()
         svc.wait(10)
+
+
+def test_probe_stays_inside_the_scrapers_timeout(running):
+    exp, base, _, engine = running
+    assert wait_for(exp.ready)
+    engine.delay = 2.0  # a probe that would take 2 s
+    req = urllib.request.Request(base + "/probe?target=rtr-a", headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"})
+    started = time.monotonic()
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        body = resp.read().decode()
+    assert time.monotonic() - started < 1.0
+    assert resp.status == 200 and "probe_success 0" in body
