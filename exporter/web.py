@@ -56,10 +56,15 @@ class _Handler(BaseHTTPRequestHandler):
             if (role not in (None, "isp")) or (exclude not in (None, "isp")) or (role and exclude):
                 return self._send(400, b"only role=isp or exclude_role=isp is supported\n")
             expo = self.exporter.exposition
-            if "gzip" in self.headers.get("Accept-Encoding", ""):
+            gzip = "gzip" in self.headers.get("Accept-Encoding", "")
+            if gzip:
                 expo.gzip_wanted = True  # from now on each round is compressed once, in the render thread
-                return self._send(200, expo.render(role, exclude, gzip=True), CONTENT_TYPE, "gzip")
-            return self._send(200, expo.render(role, exclude), CONTENT_TYPE)
+            try:
+                chunks = expo.render(role, exclude, gzip=gzip)
+            except Exception as exc:  # a broken self-metric source must not look like an empty target
+                self.exporter.log.exception('msg="render failed"')
+                return self._send(500, f"render failed: {exc.__class__.__name__}\n".encode())
+            return self._send(200, chunks, CONTENT_TYPE, "gzip" if gzip else None)
         if url.path == "/probe":
             return self._probe(query)
         if url.path == "/-/healthy":
