@@ -110,6 +110,52 @@ def worker_steady(args) -> None:
     print(json.dumps(out))
 
 
+def worker_detect(args) -> None:
+    """Detection time under load: the real exporter with a 10k-device inventory (10 % ISP, default
+    policies); take 5 ISP uplinks and 5 branch devices dark at once; time until each is DOWN in
+    the exposition (what a scrape would see)."""
+    import logging
+
+    from exporter.app import Exporter
+    from exporter.config import ExporterConfig
+    from exporter.targets import FileSource
+    from wardops.lab.netns import Lab
+
+    log = logging.getLogger("bench")
+    log.addHandler(logging.NullHandler())
+    log.propagate = False
+    exp = Exporter(FileSource(args.inventory), ExporterConfig(), log=log)
+    exp.refresh(force=True)
+    exp.start()
+    deadline = time.monotonic() + 120
+    while not exp.ready() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(6)  # every device UP first
+    isp = [d for d in exp.devices if d.role == "isp"][:5]
+    other = [d for d in exp.devices if d.role != "isp"][:5]
+    lab = Lab(args.lab)
+    cpu0 = cpu_self()
+    dark = time.monotonic()
+    lab.down([d.ip for d in isp + other])
+    seen: dict[str, float] = {}
+    while len(seen) < 10 and time.monotonic() - dark < 40:
+        body = b"".join(exp.exposition.render()).decode()
+        for d in isp + other:
+            if d.name not in seen and f'wardops_icmp_up{{device="{d.name}",' in body:
+                line = body.split(f'wardops_icmp_up{{device="{d.name}",', 1)[1].split("\n", 1)[0]
+                if line.endswith(" 0"):
+                    seen[d.name] = time.monotonic() - dark
+        time.sleep(0.05)
+    lab.up([d.ip for d in isp + other])
+    cpu = cpu_self() - cpu0
+    c = exp.runtime.components["icmp"]
+    out = {"isp_s": sorted(seen.get(d.name, -1) for d in isp), "other_s": sorted(seen.get(d.name, -1) for d in other),
+           "targets": len(exp.devices), "overruns": {n: st.overruns for n, st in c.stats.items()},
+           "drops": c.engine.counters.receive_drops, "cpu_s_during": cpu}
+    exp.stop()
+    print(json.dumps(out))
+
+
 def scrape_latency(n: int, scrapes: int) -> dict:
     """p50/p99 over HTTP of /metrics with n devices (pre-rendered), and of a Collector rendering."""
     import http.client
@@ -243,7 +289,8 @@ def verdict(down: list[str], truth: set[str]) -> tuple[int, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--worker", choices=("round", "steady"))
+    ap.add_argument("--worker", choices=("round", "steady", "detect"))
+    ap.add_argument("--lab")
     ap.add_argument("--mode", default="unprivileged")
     ap.add_argument("--timeout", type=float, default=1.0)
     ap.add_argument("--inventory")
@@ -254,6 +301,7 @@ def main() -> int:
     ap.add_argument("--steady", type=float, default=60.0, help="seconds of the 50k/10 s run (0 skips)")
     ap.add_argument("--fping-interval", default="0.05", help="fping -i in ms")
     ap.add_argument("--scrapes", type=int, default=200)
+    ap.add_argument("--detect", type=int, default=10000, help="devices in the detection-under-load run (0 skips)")
     args = ap.parse_args()
     if args.worker == "round":
         worker_round(args)
@@ -261,10 +309,13 @@ def main() -> int:
     if args.worker == "steady":
         worker_steady(args)
         return 0
+    if args.worker == "detect":
+        worker_detect(args)
+        return 0
 
     from wardops.lab.netns import Lab
 
-    report: dict = {"rounds": [], "steady": None, "scrape": None}
+    report: dict = {"rounds": [], "steady": None, "scrape": None, "detect": None}
     lab = Lab(f"wb{os.getpid() % 100000}")
     children = Children()
     try:
@@ -316,6 +367,22 @@ def main() -> int:
                 print(json.dumps({"steady": s}), flush=True)
             finally:
                 os.unlink(inv_path)
+        if args.detect:
+            from inventory.dump import dump_yaml
+            from inventory.synth import synth_inventory
+
+            with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
+                fh.write(dump_yaml(synth_inventory(args.detect, 0.1, 2, 0.0)))
+                inv_path = fh.name
+            try:
+                argv = lab.probe_argv([py, __file__, "--worker", "detect", "--inventory", inv_path, "--lab", lab.name])
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+                if proc.returncode != 0:
+                    raise SystemExit(proc.stderr)
+                report["detect"] = json.loads(proc.stdout)
+                print(json.dumps({"detect": report["detect"]}), flush=True)
+            finally:
+                os.unlink(inv_path)
     finally:
         lab.destroy()
     summarize(report)
@@ -350,6 +417,11 @@ def summarize(report: dict) -> None:
               f"{100 * s['cpu_share_of_one_core']:.0f} % of one core; rounds {s['rounds']}, overruns "
               f"{s['overruns']}, last round {s['last_round_duration']:.2f} s, drops {s['drops']}, "
               f"RSS {s['rss_kb'] / 1024:.0f} MB")
+    if report["detect"]:
+        d = report["detect"]
+        print(f"\ndetection with {d['targets']} devices probed (default policies): ISP uplinks DOWN after "
+              f"{', '.join(f'{x:.2f}' for x in d['isp_s'])} s; branch devices after "
+              f"{', '.join(f'{x:.1f}' for x in d['other_s'])} s; overruns {d['overruns']}, drops {d['drops']}")
 
 
 if __name__ == "__main__":
