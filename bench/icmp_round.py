@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -31,6 +32,16 @@ LAB_BASE = ipaddress.ip_address("198.18.0.0")
 
 def targets(n: int) -> list[str]:
     return [str(LAB_BASE + i + 1) for i in range(n)]
+
+
+def peak_rss_kb() -> int:
+    """VmHWM of this process's own memory. (ru_maxrss would also count the parent's image that a
+    vforked child carries until exec.)"""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
 
 
 def cpu_self() -> float:
@@ -70,7 +81,7 @@ async def _worker_round(addrs: list[str], mode: str, timeout: float) -> dict:
     c = engine.counters
     engine.close()
     return {"cpu": cpu, "wall": wall, "down": down, "drops": c.receive_drops, "send_errors": c.send_errors,
-            "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "socket": engine.describe()}
+            "rss_kb": peak_rss_kb(), "socket": engine.describe()}
 
 
 def worker_round(args) -> None:
@@ -105,7 +116,7 @@ def worker_steady(args) -> None:
     st = comp.stats["default"]
     out = {"cpu": cpu, "wall": wall, "rounds": st.rounds - rounds0, "overruns": st.overruns,
            "last_round_duration": st.duration, "targets": st.targets,
-           "drops": comp.engine.counters.receive_drops, "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+           "drops": comp.engine.counters.receive_drops, "rss_kb": peak_rss_kb()}
     exp.stop()
     print(json.dumps(out))
 
@@ -266,20 +277,33 @@ def scrape_latency(n: int, scrapes: int) -> dict:
 # -- orchestrator ------------------------------------------------------------------------------
 
 def fping_round(lab, addrs: list[str], timeout_ms: int, interval_ms: float, children: Children) -> dict:
-    argv = lab.probe_argv(["fping", "-c1", "-q", "-t", str(timeout_ms), "-i", str(interval_ms), "-r", "0"])
+    """One fping round in the prober namespace. CPU: os.wait4 of `ip netns exec /usr/bin/time fping`
+    (includes its reaped descendants); RSS: GNU time's %M for fping itself (wait4's maxrss would show
+    our Python image, which the vforked child carried until exec)."""
+    argv = lab.probe_argv(["/usr/bin/time", "-f", "WARDOPS_RSS_KB=%M",
+                           "fping", "-c1", "-q", "-t", str(timeout_ms), "-i", str(interval_ms), "-r", "0"])
     t0 = time.monotonic()
-    proc = subprocess.run(argv, input="\n".join(addrs) + "\n", capture_output=True, text=True, timeout=600)
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(proc.stderr))
+    reader.start()
+    proc.stdin.write("\n".join(addrs) + "\n")
+    proc.stdin.close()
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    reader.join()
     wall = time.monotonic() - t0
-    cpu = children.delta()
+    children.delta()  # keep the children baseline in step
     down = []
-    for line in proc.stderr.splitlines():  # "198.18.0.1 : xmt/rcv/%loss = 1/0/100%"
+    rss_kb = 0
+    for line in err_lines:  # "198.18.0.1 : xmt/rcv/%loss = 1/0/100%"
+        if line.startswith("WARDOPS_RSS_KB="):
+            rss_kb = int(line.split("=")[1])
         if "xmt/rcv" in line:
             ip, _, rest = line.partition(" : ")
-            if "/0/" in rest.split("=")[1].split(",")[0] + "/":
-                sent_recv = rest.split("=")[1].split(",")[0].strip().split("/")
-                if sent_recv[1] == "0":
-                    down.append(ip.strip())
-    return {"cpu": cpu, "wall": wall, "down": down}
+            if rest.split("=")[1].split(",")[0].strip().split("/")[1] == "0":
+                down.append(ip.strip())
+    return {"cpu": ru.ru_utime + ru.ru_stime, "wall": wall, "down": down, "rss_kb": rss_kb}
 
 
 def verdict(down: list[str], truth: set[str]) -> tuple[int, int]:
@@ -328,7 +352,8 @@ def main() -> int:
             for rep in range(args.repeat):
                 row = {"targets": n, "repeat": rep}
                 f = fping_round(lab, addrs, int(args.timeout * 1000), float(args.fping_interval), children)
-                row["fping"] = {"cpu": f["cpu"], "wall": f["wall"], "false_down_missed": verdict(f["down"], truth)}
+                row["fping"] = {"cpu": f["cpu"], "wall": f["wall"], "rss_kb": f["rss_kb"],
+                                "false_down_missed": verdict(f["down"], truth)}
                 for mode in ("unprivileged", "raw"):
                     argv = lab.probe_argv([py, __file__, "--worker", "round", "--mode", mode,
                                            "--timeout", str(args.timeout)])
@@ -400,7 +425,7 @@ def summarize(report: dict) -> None:
             wall = statistics.median(r[who]["wall"] for r in rows)
             fm = [tuple(r[who]["false_down_missed"]) for r in rows]
             worst = (max(f for f, _ in fm), max(m for _, m in fm))
-            rss = f"{max(r[who]['rss_kb'] for r in rows) / 1024:.0f}" if who != "fping" else "-"
+            rss = f"{max(r[who]['rss_kb'] for r in rows) / 1024:.0f}"
             ratio = f"{statistics.median(r[who]['cpu_vs_fping'] for r in rows):.2f}x" if who != "fping" else "1x"
             name = "fping -c1" if who == "fping" else f"wardops ({who})"
             print(f"| {n} | {name} | {cpu:.3f} | {wall:.2f} | {rss} | {worst[0]}/{worst[1]} | {ratio} |")
