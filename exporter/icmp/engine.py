@@ -224,6 +224,7 @@ class IcmpEngine:
                         rx_ns = sec * 1_000_000_000 + nsec
                     elif kind == SO_RXQ_OVFL:
                         counters.drops[isock.sock.fileno()] = _DROPS.unpack_from(payload)[0]
+            # packet.parse_echo_reply's checks, inlined: this runs once per reply
             offset = (data[0] & 0x0F) * 4 if offset_ip and data else 0
             if len(data) < offset + 8:
                 continue
