@@ -157,30 +157,36 @@ _PYSNMP_TAGS = {"Integer32": ber.T_INTEGER, "Integer": ber.T_INTEGER, "Counter32
                 "ObjectIdentifier": ber.T_OID, "Opaque": ber.T_OPAQUE, "Bits": ber.T_OCTETS,
                 "NoSuchObject": ber.NO_SUCH_OBJECT, "NoSuchInstance": ber.NO_SUCH_INSTANCE,
                 "EndOfMibView": ber.END_OF_MIB_VIEW, "Null": ber.T_NULL}
-# pysnmp error indications that mean "the credentials were rejected".
-AUTH_INDICATIONS = ("unknownUserName", "wrongDigest", "unsupportedSecLevel", "decryptionError",
-                    "unknownSecurityName", "authenticationFailure", "unknownEngineID")
+# pysnmp error indication classes that mean "the credentials were rejected" (by the agent's report
+# or our own check of its answer).
+AUTH_INDICATIONS = frozenset(("UnknownUserName", "WrongDigest", "UnsupportedSecurityLevel", "DecryptionError",
+                              "UnknownSecurityName", "AuthenticationFailure", "AuthenticationError",
+                              "UnsupportedAuthProtocol", "UnsupportedPrivProtocol", "NoAuthentication",
+                              "NoEncryption"))
 
 
 class UsmClient:
-    """v3 requests through pysnmp on one SnmpEngine shared by every device."""
+    """v3 requests through pysnmp, one SnmpEngine per distinct USM credential set (in practice one per
+    profile), shared by every device using it. pysnmp keys its user table by user name (engine ids
+    are discovered), so two profiles with the same user name but different keys must not share an
+    engine: the second would silently replace the first's keys."""
 
     def __init__(self):
-        self._engine = None
+        self._engines: dict[UsmAuth, object] = {}
         self._targets: dict[tuple[str, int, float, int], object] = {}
-        self._users: dict[int, object] = {}
 
-    def engine(self):
-        if self._engine is None:
+    def engine(self, auth: UsmAuth):
+        engine = self._engines.get(auth)
+        if engine is None:
             from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
 
-            self._engine = SnmpEngine()
-        return self._engine
+            engine = self._engines[auth] = SnmpEngine()
+        return engine
 
     def close(self) -> None:
-        if self._engine is not None:
-            self._engine.close_dispatcher()
-            self._engine = None
+        for engine in self._engines.values():
+            engine.close_dispatcher()
+        self._engines.clear()
         self._targets.clear()
 
     def requester(self, target: Target) -> Requester:
@@ -200,15 +206,13 @@ class UsmClient:
                 self._targets[key] = transport
             var_binds = [hl.ObjectType(hl.ObjectIdentity(ber.oid_arcs(o))) for o in non_repeaters + repeaters]
             indication, status, index, table = await hl.bulk_cmd(
-                self.engine(), user, transport, hl.ContextData(), len(non_repeaters), max_rep, *var_binds,
+                self.engine(auth), user, transport, hl.ContextData(), len(non_repeaters), max_rep, *var_binds,
                 lookupMib=False)
             if indication:
-                text = str(indication)
-                kind = "timeout" if "timeout" in text.lower() else (
-                    "auth" if any(a.lower() in text.lower().replace(" ", "") for a in AUTH_INDICATIONS)
-                    else "agent")
+                cls = type(indication).__name__
+                kind = "timeout" if cls == "RequestTimedOut" else "auth" if cls in AUTH_INDICATIONS else "agent"
                 # pysnmp's indications are fixed strings naming the condition, never the keys
-                raise SnmpError(kind, type(indication).__name__)
+                raise SnmpError(kind, cls)
             out: list[Varbind] = []
             for name, value in table:
                 tag = _PYSNMP_TAGS.get(type(value).__name__, ber.T_OCTETS)

@@ -313,3 +313,102 @@ def loopback_specs(names: Iterable[str], **kw) -> list[AgentSpec]:
 
 def with_step(spec: AgentSpec, step: int) -> AgentSpec:
     return replace(spec, step=step, uptime_ticks=spec.uptime_ticks + step * 6000)
+
+
+# --- net-snmp snmpd: v3 (snmpsim 1.2 with pysnmp 7.1 does not serve the default empty v3 context)
+# and throughput (one C agent answers for a whole AnyIP range when bound to 0.0.0.0) -------------
+
+NETSNMP_AUTH = {"MD5": "MD5", "SHA": "SHA", "SHA224": "SHA-224", "SHA256": "SHA-256", "SHA384": "SHA-384",
+                "SHA512": "SHA-512"}
+NETSNMP_PRIV = {"DES": "DES", "AES": "AES", "AES192": "AES-192", "AES256": "AES-256"}
+
+
+class SnmpdAgent:
+    """A net-snmp snmpd serving the interfaces of its namespace; `stop()` ends it."""
+
+    def __init__(self, proc: subprocess.Popen, workdir: Path):
+        self.proc = proc
+        self.workdir = workdir
+
+    def __enter__(self) -> SnmpdAgent:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def snmpd_config(listen: Sequence[str], community: str | None, v3_users: Sequence[V3User]) -> str:
+    lines = [f"agentAddress {','.join(listen)}", "sysName wardops-lab-snmpd", "sysDescr wardops lab agent"]
+    if community:
+        lines.append(f"rocommunity {community} default")
+    for u in v3_users:
+        if u.auth_key and u.priv_key and u.priv_protocol != "NONE":
+            lines.append(f'createUser {u.username} {NETSNMP_AUTH[u.auth_protocol]} "{u.auth_key}" '
+                         f'{NETSNMP_PRIV[u.priv_protocol]} "{u.priv_key}"')
+            lines.append(f"rouser {u.username} priv")
+        elif u.auth_key:
+            lines.append(f'createUser {u.username} {NETSNMP_AUTH[u.auth_protocol]} "{u.auth_key}"')
+            lines.append(f"rouser {u.username} auth")
+        else:
+            lines.append(f"createUser {u.username}")
+            lines.append(f"rouser {u.username} noauth")
+    return "\n".join(lines) + "\n"
+
+
+def start_snmpd(listen: Sequence[str] = ("udp:127.0.0.1:161",), *, netns: str | None = None,
+                community: str | None = "public", v3_users: Sequence[V3User] = (),
+                ready: tuple[str, int] | None = None, timeout: float = 15.0) -> SnmpdAgent:
+    """Run snmpd (foreground, own config and persistent dir) on `listen` endpoints, e.g.
+    `udp:0.0.0.0:161` in a target namespace with AnyIP routes answers for every lab address.
+    `ready`: (ip, port) to poll with a GET of sysUpTime.0 before returning (v2c community, else the
+    first v3 user)."""
+    workdir = Path(tempfile.mkdtemp(prefix="wardops-snmpd-"))
+    conf = workdir / "snmpd.conf"
+    conf.write_text(snmpd_config(listen, community, v3_users))
+    argv = ["/usr/sbin/snmpd", "-f", "-C", "-c", str(conf), "-Lf", str(workdir / "snmpd.log"),
+            "-p", str(workdir / "snmpd.pid"), "-I", "-smux,mteTrigger,mteTriggerConf"]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    env = {**os.environ, "SNMP_PERSISTENT_DIR": str(workdir / "persist"), "MIBS": ""}
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=env, start_new_session=True)
+    agent = SnmpdAgent(proc, workdir)
+    if ready is None:
+        return agent
+    deadline = time.monotonic() + timeout
+    if community:
+        get = ["snmpget", "-v2c", "-c", community]
+    else:
+        u = v3_users[0]
+        get = ["snmpget", "-v3", "-u", u.username, "-l", "authPriv" if u.priv_key else "authNoPriv",
+               "-a", NETSNMP_AUTH[u.auth_protocol], "-A", u.auth_key]
+        if u.priv_key:
+            get += ["-x", NETSNMP_PRIV[u.priv_protocol], "-X", u.priv_key]
+    get += ["-t", "0.3", "-r", "0", "-Oqv", f"{ready[0]}:{ready[1]}", "1.3.6.1.2.1.1.3.0"]
+    if netns:
+        get = ["ip", "netns", "exec", netns, *get]
+    while True:
+        if proc.poll() is not None:
+            log = (workdir / "snmpd.log").read_text(errors="replace")[-2000:] if (workdir / "snmpd.log").exists() else ""
+            agent.stop()
+            raise RuntimeError(f"snmpd exited with {proc.returncode}: {log}")
+        if subprocess.run(get, capture_output=True, timeout=10, env={**os.environ, "MIBS": ""}).returncode == 0:
+            return agent
+        if time.monotonic() > deadline:
+            agent.stop()
+            raise RuntimeError(f"snmpd did not answer within {timeout} s")
+        time.sleep(0.1)
