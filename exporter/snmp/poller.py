@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from exporter.snmp import ber
 from exporter.snmp.credentials import Auth, CommunityAuth, CredentialError, resolve_auth
 from exporter.snmp.oids import COUNTER_BITS, DYNAMIC_COLUMNS, SCALARS, STATIC_COLUMNS, Column
 from exporter.snmp.state import DeviceState
@@ -264,7 +265,7 @@ class SnmpPoller:
         static = cache.static or {}
         names = {row: static.get(row, ("", "", None, None))[0] for row in rows}
         raw = {row: {c: v for c in COUNTER_BITS if isinstance(v := cols[c].get(row), int)} for row in rows}
-        extras_raw, extras_meta = self._extras(profile, result.scalars, cols)
+        extras_raw, extras_meta = self._extras(profile, result.scalars, cols, result.tags)
         raw.update(extras_raw)
         exported = cache.state.update(uptime, raw, names, {**COUNTER_BITS, **extras_meta})
         interfaces = self._interfaces(rows, static, cols, exported, uptime, now)
@@ -314,13 +315,14 @@ class SnmpPoller:
                 out[(b"extra:", key)] = (metric, extra.type, "", scalars[key])
         return out
 
-    def _extras(self, profile, scalars, cols) -> tuple[dict, dict]:
-        """Counter extras fed through the same wrap/reset state as interface counters."""
+    def _extras(self, profile, scalars, cols, tags) -> tuple[dict, dict]:
+        """Counter extras fed through the same wrap/reset state as interface counters; the wrap
+        width follows the agent's type (Counter32 vs Counter64 or other)."""
         raw: dict[bytes, dict[str, int]] = {}
         bits = {}
         for (row, key), (_, kind, _, value) in self._extra_values(profile, scalars, cols).items():
             if kind == "counter":
                 raw.setdefault(row, {})[key] = value
-                bits[key] = 64
+                bits[key] = 32 if tags.get(key) == ber.T_COUNTER32 else 64
         return raw, bits
 

@@ -55,6 +55,7 @@ class WalkResult:
     scalars: dict[str, int | bytes | None] = field(default_factory=dict)
     # column name -> {encoded row index (OID suffix) -> value}
     columns: dict[str, dict[bytes, int | bytes | None]] = field(default_factory=dict)
+    tags: dict[str, int] = field(default_factory=dict)  # BER type of each scalar/column (last seen)
     requests: int = 0
 
 
@@ -266,6 +267,7 @@ async def walk(request: Requester, scalars: dict[str, tuple[int, ...]], columns:
             for i, name in enumerate(scalar_names):
                 if i < len(varbinds) and varbinds[i][0] == scalar_oids[i] and varbinds[i][1] not in ber.EXCEPTIONS:
                     result.scalars[name] = varbinds[i][2]
+                    result.tags[name] = varbinds[i][1]
                 else:
                     result.scalars[name] = None
             varbinds = varbinds[len(nr):]
@@ -287,6 +289,7 @@ async def walk(request: Requester, scalars: dict[str, tuple[int, ...]], columns:
                 store[oid[plen:]] = value
                 last = oid
             if last is not None:
+                result.tags[name] = tag
                 if ber.oid_arcs(last) <= ber.oid_arcs(cursor[name]):
                     raise SnmpError("protocol", "agent returned OIDs out of order")
                 cursor[name] = last

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.snmp import SnmpPoller, families, probe_families
-from inventory.model import Device, SnmpProfile
+from inventory.model import Device, ExtraOid, SnmpProfile
 from inventory.secrets import Secret
 from wardops.lab.snmpagents import AgentSpec, V3User, interface_rows, start_agents, start_snmpd, with_step
 
@@ -24,7 +24,7 @@ V3_IP = "198.18.100.10"
 def profiles():
     c = dict(timeout=0.5, retries=1)
     return {
-        "v2c": SnmpProfile("v2c", "2c", community=Secret("env", "SNMPT_COMMUNITY"), **c),
+        "v2c": SnmpProfile("v2c", "2c", community=Secret("env", "SNMPT_COMMUNITY"), extra_oids=EXTRA_OIDS, **c),
         "v2c-wrong": SnmpProfile("v2c-wrong", "2c", community=Secret("env", "SNMPT_WRONG"), **c),
         "v1": SnmpProfile("v1", "1", community=Secret("env", "SNMPT_COMMUNITY"), **c),
         "v3": SnmpProfile("v3", "3", username="mon", auth_protocol="SHA", auth_key=Secret("env", "SNMPT_AUTH"),
@@ -40,8 +40,14 @@ def dev(name, ip, snmp, role="router"):
                   isp="Magti" if role == "isp" else None)
 
 
+EXTRA_OIDS = (ExtraOid("cpu_idle_percent", (1, 3, 6, 1, 4, 1, 2021, 11, 11, 0)),
+              ExtraOid("load_int", (1, 3, 6, 1, 4, 1, 2021, 10, 1, 5), table=True),
+              ExtraOid("cpu_user_ticks", (1, 3, 6, 1, 4, 1, 2021, 11, 50, 0), type="counter"))
+EXTRA_RECORDS = (("1.3.6.1.4.1.2021.11.11.0", "2", "97"), ("1.3.6.1.4.1.2021.10.1.5.1", "2", "12"),
+                 ("1.3.6.1.4.1.2021.10.1.5.2", "2", "30"), ("1.3.6.1.4.1.2021.10.1.5.3", "2", "45"),
+                 ("1.3.6.1.4.1.2021.11.50.0", "65", "123456"))
 SPECS = [
-    AgentSpec("r-ok", ip="198.18.100.1"),
+    AgentSpec("r-ok", ip="198.18.100.1", extra=EXTRA_RECORDS),
     AgentSpec("r-isp", ip="198.18.100.2", interfaces=3, seed=4),
     AgentSpec("r-reboot", ip="198.18.100.3", uptime_ticks=50_000_000, step=5),
     AgentSpec("r-wrap", ip="198.18.100.4", in_errors_base=2**32 - 30, in_octets_base=2**64 - 5_001_000),
@@ -101,6 +107,13 @@ def test_v2c_poll_matches_recording_and_metric_contract(agents, probe_loop):
     assert 'wardops_snmp_up{branch="Branch 1",device="r-isp",ip="198.18.100.2",isp="Magti",region="Tbilisi",' \
            'role="isp"} 1.0' in text
     assert text.count("wardops_snmp_if_oper_up{") == 24 + 3
+    # extra OIDs of the profile: a scalar gauge, a table (index label) and a counter
+    assert 'wardops_snmp_cpu_idle_percent{branch="Branch 1",device="r-ok",ip="198.18.100.1",region="Tbilisi",' \
+           'role="router"} 97.0' in text
+    assert 'wardops_snmp_load_int{branch="Branch 1",device="r-ok",index="3",ip="198.18.100.1"' in text
+    assert "# TYPE wardops_snmp_cpu_user_ticks_total counter" in text
+    assert 'wardops_snmp_cpu_user_ticks_total{branch="Branch 1",device="r-ok"' in text
+    assert 'wardops_snmp_cpu_idle_percent{branch="Branch 1",device="r-isp"' not in text  # agent lacks it
     # role filter for /metrics?role=isp
     isp_only = exposition(families(snap, keep=lambda d: d.role == "isp"))
     assert 'device="r-ok"' not in isp_only and 'device="r-isp"' in isp_only
