@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -19,7 +19,7 @@ from exporter.snmp import ber
 from exporter.snmp.credentials import Auth, CommunityAuth, CredentialError, resolve_auth
 from exporter.snmp.oids import COUNTER_BITS, DYNAMIC_COLUMNS, SCALARS, STATIC_COLUMNS, Column
 from exporter.snmp.state import DeviceState
-from exporter.snmp.walker import CommunityClient, SnmpError, Target, UsmClient, walk
+from exporter.snmp.walker import CommunityClient, Requester, SnmpError, Target, UsmClient, walk
 from inventory.model import Device, SnmpProfile
 
 log = logging.getLogger("wardops.snmp")
@@ -119,7 +119,9 @@ class SnmpPoller:
 
     def __init__(self, devices: Iterable[Device], profiles: Mapping[str, SnmpProfile], *,
                  concurrency: int = DEFAULT_CONCURRENCY, interval: float = DEFAULT_INTERVAL,
-                 static_every: int = DEFAULT_STATIC_EVERY, environ: dict[str, str] | None = None):
+                 static_every: int = DEFAULT_STATIC_EVERY, environ: dict[str, str] | None = None,
+                 requester_for: Callable[[Target], Requester] | None = None):
+        """`requester_for`: a seam for tests (target -> request function); default: the real clients."""
         if concurrency < 1 or interval <= 0 or static_every < 1:
             raise ValueError("concurrency, interval and static_every must be positive")
         self.concurrency = concurrency
@@ -128,6 +130,7 @@ class SnmpPoller:
         self._environ = environ
         self._community = CommunityClient()
         self._usm = UsmClient()
+        self._requester_for = requester_for
         self._caches: dict[str, _DeviceCache] = {}
         self._errors: dict[tuple[str, str], int] = {}
         self.snapshot: SnmpSnapshot = EMPTY_SNAPSHOT
@@ -235,8 +238,11 @@ class SnmpPoller:
     async def _poll(self, device: Device, profile: SnmpProfile, cache: _DeviceCache,
                     started: float) -> DeviceSample:
         target = self.target(device, profile)
-        client = self._community if isinstance(target.auth, CommunityAuth) else self._usm
-        request = client.requester(target)
+        if self._requester_for is not None:
+            request = self._requester_for(target)
+        else:
+            client = self._community if isinstance(target.auth, CommunityAuth) else self._usm
+            request = client.requester(target)
         v1 = isinstance(target.auth, CommunityAuth) and target.auth.version == 0
         extra_scalars, extra_columns = _extra_columns(profile)
         need_static = cache.static is None or cache.polls_since_static + 1 >= self.static_every
