@@ -31,7 +31,7 @@ def test_v3_user_data_and_masking():
 @pytest.mark.parametrize("profile,env,fragment", [
     (SnmpProfile("p", "2c", community=Secret("env", "C")), {}, "environment variable C is not set"),
     (SnmpProfile("p", "2c", community=Secret("env", "C")), {"C": "bad\x01secret"}, "control characters"),
-    (SnmpProfile("p", "3", username="u", auth_protocol="SHA", auth_key=Secret("env", "A")), {"A": "short"},
+    (SnmpProfile("p", "3", username="u", auth_protocol="SHA", auth_key=Secret("env", "A")), {"A": "k3y"},
      "auth_key (Secret(env:A)): auth_key is shorter than 8 characters"),
 ])
 def test_bad_secrets_named_by_reference_only(profile, env, fragment):
