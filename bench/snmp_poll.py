@@ -41,7 +41,7 @@ from exporter.snmp.oids import DYNAMIC_COLUMNS, STATIC_COLUMNS  # noqa: E402
 from inventory.model import Device, SnmpProfile  # noqa: E402
 from inventory.secrets import Secret  # noqa: E402
 from wardops.lab.netns import Lab, enter_netns  # noqa: E402
-from wardops.lab.snmpagents import V3User, start_snmpd  # noqa: E402
+from wardops.lab.snmpagents import V3User, add_veth_interfaces, start_snmpd  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 COMMUNITY = "bench-community"
@@ -99,19 +99,6 @@ def snmp_exporter_config(max_rep: int, timeout: float) -> str:
 
 def device_ips(n: int) -> list[str]:
     return [f"198.18.{1 + i // 250}.{1 + i % 250}" for i in range(n)]
-
-
-def setup_interfaces(lab: Lab) -> None:
-    """11 veth pairs in the target namespace (+ lo + the lab veth = 24 rows), aliased; a few pairs
-    have one end down, so the other end is admin up / oper down."""
-    batch = []
-    for i in range(11):
-        batch.append(f"link add bv{i}a type veth peer name bv{i}b")
-        for end in "ab":
-            batch.append(f"link set bv{i}{end} alias \"bench link {i}{end}\"")
-            if end == "a" or i % 4:
-                batch.append(f"link set bv{i}{end} up")
-    subprocess.run(["ip", "-n", lab.target_ns, "-batch", "-"], input="\n".join(batch) + "\n", text=True, check=True)
 
 
 class NsThread:
@@ -192,7 +179,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="wardops-snmpbench-"))
     try:
         lab.create()
-        setup_interfaces(lab)
+        add_veth_interfaces(lab.target_ns, 11)  # + lo + the lab veth = 24 interfaces
         v3 = V3User("bench", "SHA", "bench-auth-key", "AES", "bench-priv-key")
         for k in range(args.agents):
             agents.append(start_snmpd([f"udp:0.0.0.0:{BASE_PORT + k}"], netns=lab.target_ns, community=COMMUNITY,

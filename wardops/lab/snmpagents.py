@@ -412,3 +412,16 @@ def start_snmpd(listen: Sequence[str] = ("udp:127.0.0.1:161",), *, netns: str | 
             agent.stop()
             raise RuntimeError(f"snmpd did not answer within {timeout} s")
         time.sleep(0.1)
+
+
+def add_veth_interfaces(netns: str, pairs: int = 11, prefix: str = "sv") -> None:
+    """Give a (target) namespace more interfaces for snmpd to serve: `pairs` veth pairs with
+    aliases; every 4th pair has its b end down, so the a end is admin up / oper down."""
+    batch = []
+    for i in range(pairs):
+        batch.append(f"link add {prefix}{i}a type veth peer name {prefix}{i}b")
+        for end in "ab":
+            batch.append(f'link set {prefix}{i}{end} alias "lab link {i}{end}"')
+            if end == "a" or i % 4:
+                batch.append(f"link set {prefix}{i}{end} up")
+    subprocess.run(["ip", "-n", netns, "-batch", "-"], input="\n".join(batch) + "\n", text=True, check=True)
