@@ -93,12 +93,13 @@ def device_families(samples: Iterable[DeviceSample], errors: dict | None = None)
     return out
 
 
-def families(snapshot: SnmpSnapshot, keep: Callable[[Device], bool] | None = None) -> list[Metric]:
-    """Every SNMP family of a round, plus the round's own duration and timestamp. `keep` selects
-    devices (e.g. `lambda d: d.role != "isp"` for /metrics?exclude_role=isp)."""
+def families(snapshot: SnmpSnapshot, keep: Callable[[Device], bool] | None = None,
+             self_metrics: bool = True) -> list[Metric]:
+    """Every SNMP family of a round, plus (self_metrics) the round's own duration and timestamp.
+    `keep` selects devices (e.g. `lambda d: d.role != "isp"` for /metrics?exclude_role=isp)."""
     devices = snapshot.devices if keep is None else tuple(s for s in snapshot.devices if keep(s.device))
     out = device_families(devices, dict(snapshot.errors))
-    if snapshot.timestamp:
+    if snapshot.timestamp and self_metrics:
         rd = GaugeMetricFamily("wardops_snmp_round_duration_seconds", "Duration of the last SNMP round.")
         rd.add_metric([], snapshot.duration)
         ts = GaugeMetricFamily("wardops_snmp_last_round_timestamp_seconds", "When the last SNMP round ended.")

@@ -206,6 +206,13 @@ class SnmpPoller:
             return DeviceSample(device=device, up=False, error="no_profile", duration=0.0, timestamp=time.time())
         return await self.poll_device(device, cache=_DeviceCache(), count_errors=False)
 
+    async def probe_one(self, device: Device) -> list:
+        """/probe?module=snmp: metric families (probe_success, probe_duration_seconds, the device's
+        SNMP series) from one live poll. Run on the probing loop."""
+        from exporter.snmp.metrics import probe_families
+
+        return probe_families(await self.probe(device))
+
     def target(self, device: Device, profile: SnmpProfile) -> Target:
         auth = self._auth.get(profile.name)
         if auth is None:
@@ -218,7 +225,9 @@ class SnmpPoller:
                           count_errors: bool = True) -> DeviceSample:
         """One device, never raising: a failure is a sample with up=False and an error kind."""
         started = time.monotonic()
-        profile = self.profiles[device.snmp]
+        profile = self.profiles.get(device.snmp or "")
+        if profile is None:  # removed by a reload while this round was running
+            return DeviceSample(device=device, up=False, error="no_profile", duration=0.0, timestamp=time.time())
         if cache is None:
             cache = self._caches.setdefault(device.name, _DeviceCache())
         deadline = max(1.0, min(self.interval, profile.timeout * (profile.retries + 1) * 8))

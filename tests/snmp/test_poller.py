@@ -111,3 +111,29 @@ def test_families_contract_labels_and_down_devices():
     p.update([dev("isp1", "198.18.0.1", role="isp")], PROFILES)
     text = text_of(families(asyncio.run(p.poll_round())))
     assert 'device="gone"' not in text
+
+
+def test_probe_one_is_live_and_leaves_round_state_alone():
+    spec = AgentSpec("a", interfaces=2, in_errors_base=2**32 - 1)
+    agent = FakeAgent(snmprec(spec))
+    d = dev("a", "198.18.0.1")
+    p = poller_for({"198.18.0.1": agent}, [d])
+    first = asyncio.run(p.poll_round()).devices[0].interfaces[0].counters["ifInErrors"]
+    agent.load(snmprec(with_step(spec, 1)))  # ifInErrors wraps
+    text = text_of(asyncio.run(p.probe_one(d)))
+    assert "probe_success 1.0" in text and "probe_duration_seconds" in text
+    raw_now = interface_rows(with_step(spec, 1))[0]["in_errors"]
+    assert f'ifName="Gi0/0",ip="198.18.0.1",region="R",role="router"}} {float(raw_now)}' in text  # raw value
+    after = asyncio.run(p.poll_round()).devices[0].interfaces[0].counters["ifInErrors"]
+    assert after == first + (raw_now - interface_rows(spec)[0]["in_errors"]) % 2**32
+
+
+def test_reload_keeps_state_of_unchanged_devices_only():
+    spec = AgentSpec("a", interfaces=1)
+    agents = {"198.18.0.1": FakeAgent(snmprec(spec)), "198.18.0.9": FakeAgent(snmprec(spec))}
+    p = poller_for(agents, [dev("a", "198.18.0.1"), dev("b", "198.18.0.1")])
+    asyncio.run(p.poll_round())
+    p.update([dev("a", "198.18.0.1"), dev("b", "198.18.0.9")], PROFILES)  # b moved
+    asyncio.run(p.poll_round())
+    assert static_walked(agents["198.18.0.1"]) == [True, True, False]  # a: cached; b: first poll at old ip
+    assert static_walked(agents["198.18.0.9"]) == [True]  # b starts over at its new address
