@@ -102,7 +102,11 @@ class CommunityClient:
             self.stray_replies += 1
             return
         entry = self._pending.get(request_id)
-        if entry is None or entry[0] != ipaddress.ip_address(addr[0]).compressed or entry[1].done():
+        try:
+            source = ipaddress.ip_address(addr[0]).compressed
+        except ValueError:  # e.g. a scoped link-local source: never one of our targets
+            source = None
+        if entry is None or entry[0] != source or entry[1].done():
             self.stray_replies += 1
             return
         entry[1].set_result(data)

@@ -52,6 +52,7 @@ SPECS = [
     AgentSpec("r-reboot", ip="198.18.100.3", uptime_ticks=50_000_000, step=5),
     AgentSpec("r-wrap", ip="198.18.100.4", in_errors_base=2**32 - 30, in_octets_base=2**64 - 5_001_000),
     AgentSpec("r-silent", ip="198.18.100.5", silent=True),
+    AgentSpec("r-v6", ip="2001:2::100:6", interfaces=2, seed=6),
 ]
 
 
@@ -85,7 +86,8 @@ def by_name(snapshot):
 
 
 def test_v2c_poll_matches_recording_and_metric_contract(agents, probe_loop):
-    devices = [dev("r-ok", "198.18.100.1", "v2c"), dev("r-isp", "198.18.100.2", "v2c", role="isp")]
+    devices = [dev("r-ok", "198.18.100.1", "v2c"), dev("r-isp", "198.18.100.2", "v2c", role="isp"),
+               dev("r-v6", "2001:2::100:6", "v2c")]
     poller = SnmpPoller(devices, profiles(), environ=SECRETS)
     snap = probe_loop.run(poller.poll_round())
     s = by_name(snap)["r-ok"]
@@ -106,7 +108,8 @@ def test_v2c_poll_matches_recording_and_metric_contract(agents, probe_loop):
             f'ifName="Gi0/0",ip="198.18.100.1",region="Tbilisi",role="router"}} {float(want[0]["in_octets"])}') in text
     assert 'wardops_snmp_up{branch="Branch 1",device="r-isp",ip="198.18.100.2",isp="Magti",region="Tbilisi",' \
            'role="isp"} 1.0' in text
-    assert text.count("wardops_snmp_if_oper_up{") == 24 + 3
+    assert text.count("wardops_snmp_if_oper_up{") == 24 + 3 + 2
+    assert [i.name for i in by_name(snap)["r-v6"].interfaces] == [r["name"] for r in interface_rows(SPECS[-1])]
     # extra OIDs of the profile: a scalar gauge, a table (index label) and a counter
     assert 'wardops_snmp_cpu_idle_percent{branch="Branch 1",device="r-ok",ip="198.18.100.1",region="Tbilisi",' \
            'role="router"} 97.0' in text

@@ -114,6 +114,12 @@ def snmprec(spec: AgentSpec) -> str:
     return "".join(f"{oid}|{typ}|{value}\n" for oid, typ, value in recs)
 
 
+def _endpoint(spec: AgentSpec) -> str:
+    if ":" in spec.ip:
+        return f"--agent-udpv6-endpoint=[{spec.ip}]:{spec.port}"
+    return f"--agent-udpv4-endpoint={spec.ip}:{spec.port}"
+
+
 def _free_udp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
@@ -172,7 +178,7 @@ class AgentSet:
     def _argv(self, agent: _Agent) -> list[str]:
         spec = agent.spec
         argv = [*_responder_cmd(), f"--data-dir={agent.workdir / 'data'}",
-                f"--cache-dir={agent.workdir / 'cache'}", f"--agent-udpv4-endpoint={spec.ip}:{spec.port}",
+                f"--cache-dir={agent.workdir / 'cache'}", _endpoint(spec),
                 "--logging-method=null", "--process-user=nobody", "--process-group=nogroup"]
         for user in self.v3_users:
             argv += [f"--v3-user={user.username}"]
@@ -212,13 +218,14 @@ class AgentSet:
                                       stderr=subprocess.PIPE, start_new_session=True)
 
     def _silent_socket(self, spec: AgentSpec) -> socket.socket:
+        family = socket.AF_INET6 if ":" in spec.ip else socket.AF_INET
         if self.netns:
             from wardops.lab.netns import enter_netns
 
             with enter_netns(self.netns):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sock = socket.socket(family, socket.SOCK_DGRAM)
         else:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.bind((spec.ip, spec.port))
         return sock
 
@@ -240,8 +247,8 @@ class AgentSet:
             time.sleep(0.1)
 
     def _answers(self, spec: AgentSpec) -> bool:
-        argv = ["snmpget", "-v2c", "-c", self.community, "-t", "0.3", "-r", "0", "-Oqv",
-                f"{spec.ip}:{spec.port}", "1.3.6.1.2.1.1.3.0"]
+        host = f"udp6:[{spec.ip}]:{spec.port}" if ":" in spec.ip else f"{spec.ip}:{spec.port}"
+        argv = ["snmpget", "-v2c", "-c", self.community, "-t", "0.3", "-r", "0", "-Oqv", host, "1.3.6.1.2.1.1.3.0"]
         if self.netns:
             argv = ["ip", "netns", "exec", self.netns, *argv]
         done = subprocess.run(argv, capture_output=True, timeout=10)
@@ -288,8 +295,9 @@ def start_agents(specs: Sequence[AgentSpec], *, netns: str | None = None, commun
     os.chmod(root, 0o755)
     handle = AgentSet(root, netns, community, v3_users)
     if netns:
-        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0"],
-                       check=True)
+        # port 161 without privileges; IPv6 AnyIP addresses are routes, not assigned: allow binding them
+        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv4.ip_unprivileged_port_start=0",
+                        "net.ipv6.ip_nonlocal_bind=1"], check=True)
     try:
         for spec in specs:
             if spec.name in handle.agents:
