@@ -197,3 +197,22 @@ def test_reboot_and_counter_wrap_keep_counters_monotonic(agents, probe_loop):
             new["in_octets"] - old["in_octets"]) % 2**64
     assert wrapped32 > 0 and wrapped64 > 0  # the recording really wrapped both kinds
     probe_loop.call(poller.close)
+
+
+def test_one_lab_snmpd_answers_for_every_address(lab, probe_loop):
+    """The demo set-up: one snmpd for the whole target namespace, v2c and v3, IPv4 and IPv6."""
+    from wardops.lab.snmpagents import start_lab_snmpd
+
+    users = [V3User("demo", "SHA", SECRETS["SNMPT_AUTH"], "AES", SECRETS["SNMPT_PRIV"])]
+    with start_lab_snmpd(lab.target_ns, community=SECRETS["SNMPT_COMMUNITY"], v3_users=users, port=1161,
+                         ipv6=["2001:2::7:1", "2001:2::7:2"]):
+        c = dict(timeout=1.0, retries=1, port=1161)
+        profs = {"v2c": SnmpProfile("v2c", "2c", community=Secret("env", "SNMPT_COMMUNITY"), **c),
+                 "v3": SnmpProfile("v3", "3", username="demo", auth_protocol="SHA", auth_key=Secret("env", "SNMPT_AUTH"),
+                                   priv_protocol="AES", priv_key=Secret("env", "SNMPT_PRIV"), **c)}
+        devices = [dev("a", "198.18.7.1", "v2c"), dev("b", "198.19.250.9", "v2c"), dev("c", "2001:2::7:1", "v2c"),
+                   dev("d", "198.18.7.2", "v3"), dev("e", "2001:2::7:2", "v3")]
+        poller = SnmpPoller(devices, profs, environ=SECRETS)
+        snap = probe_loop.run(poller.poll_round())
+        probe_loop.call(poller.close)
+    assert {s.device.name: (s.up, len(s.interfaces)) for s in snap.devices} == {n: (True, 24) for n in "abcde"}

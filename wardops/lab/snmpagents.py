@@ -363,6 +363,7 @@ def snmpd_config(listen: Sequence[str], community: str | None, v3_users: Sequenc
     lines = [f"agentAddress {','.join(listen)}", "sysName wardops-lab-snmpd", "sysDescr wardops lab agent"]
     if community:
         lines.append(f"rocommunity {community} default")
+        lines.append(f"rocommunity6 {community} default")
     for u in v3_users:
         if u.auth_key and u.priv_key and u.priv_protocol != "NONE":
             lines.append(f'createUser {u.username} {NETSNMP_AUTH[u.auth_protocol]} "{u.auth_key}" '
@@ -433,3 +434,18 @@ def add_veth_interfaces(netns: str, pairs: int = 11, prefix: str = "sv") -> None
             if end == "a" or i % 4:
                 batch.append(f"link set {prefix}{i}{end} up")
     subprocess.run(["ip", "-n", netns, "-batch", "-"], input="\n".join(batch) + "\n", text=True, check=True)
+
+
+def start_lab_snmpd(netns: str, *, community: str | None = "public", v3_users: Sequence[V3User] = (),
+                    ipv6: Sequence[str] = (), interfaces: bool = True, port: int = 161) -> SnmpdAgent:
+    """One snmpd in a lab's target namespace answering SNMP for EVERY lab IPv4 address (bound to
+    0.0.0.0, it replies from the address asked), e.g. for the demo:
+    `start_lab_snmpd(lab.target_ns, community=..., v3_users=[...], ipv6=[d.ip for d in v6 devices])`.
+    snmpd bound to [::] replies from the wrong IPv6 source, so IPv6 devices are bound one by one.
+    With `interfaces`, 11 veth pairs are added first, so each "device" shows 24 interfaces."""
+    if interfaces:
+        add_veth_interfaces(netns, 11)
+    if ipv6:
+        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-qw", "net.ipv6.ip_nonlocal_bind=1"], check=True)
+    listen = [f"udp:0.0.0.0:{port}"] + [f"udp6:[{ip}]:{port}" for ip in ipv6]
+    return start_snmpd(listen, netns=netns, community=community, v3_users=v3_users, ready=("198.18.0.1", port))
