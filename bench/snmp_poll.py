@@ -126,6 +126,25 @@ class NsThread:
         self.thread.join(10)
 
 
+async def lag_monitor(stop: asyncio.Event, out: list[float], period: float = 0.005) -> None:
+    """Largest delay of a 5 ms timer on the polling loop: how long the poller can hold up other work
+    on the same loop (the exporter's ICMP rounds)."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        t = loop.time()
+        await asyncio.sleep(period)
+        out.append(loop.time() - t - period)
+
+
+async def poll_with_lag(poller) -> tuple[object, list[float]]:
+    stop, lags = asyncio.Event(), []
+    monitor = asyncio.create_task(lag_monitor(stop, lags))
+    snap = await poller.poll_round()
+    stop.set()
+    await monitor
+    return snap, lags
+
+
 def render(snapshot) -> bytes:
     fams = families(snapshot)
 
@@ -223,16 +242,17 @@ def main() -> int:
             # --- wardops poller -----------------------------------------------------------------
             poller = SnmpPoller(devices, profiles, concurrency=args.concurrency, interval=60, environ=environ)
             a0, c0, w0 = tree_cpu(agent_pids), time.process_time(), time.monotonic()
-            snap = loop.run(poller.poll_round())
+            snap, cold_lag = loop.run(poll_with_lag(poller))
             body = render(snap)
             cold = (time.process_time() - c0, time.monotonic() - w0, tree_cpu(agent_pids) - a0)
             up = sum(s.up for s in snap.devices)
             rows = sum(len(s.interfaces) for s in snap.devices)
             warm = []
-            render_cpu = []
+            render_cpu, lags = [], list(cold_lag)
             for _ in range(args.rounds):
                 a0, c0, w0 = tree_cpu(agent_pids), time.process_time(), time.monotonic()
-                snap = loop.run(poller.poll_round())
+                snap, lag = loop.run(poll_with_lag(poller))
+                lags.extend(lag)
                 r0 = time.process_time()
                 body = render(snap)
                 render_cpu.append(time.process_time() - r0)
@@ -250,6 +270,9 @@ def main() -> int:
                 "cold_cpu_per_device_ms": round(cold[0] / n * 1000, 3),
                 "agent_cpu_per_device_ms_warm": round(sum(w[2] for w in warm) / len(warm) / n * 1000, 3),
                 "agent_cpu_per_device_ms_cold": round(cold[2] / n * 1000, 3),
+                # includes the OS descheduling this process on a shared machine
+                "loop_lag_ms_max": round(max(lags) * 1000, 1),
+                "loop_lag_ms_p99": round(sorted(lags)[int(len(lags) * 0.99)] * 1000, 1),
             }
             # --- snmp_exporter ------------------------------------------------------------------
             ex = []
