@@ -17,10 +17,10 @@ IF_LABELS_EXTRA = ("ifName", "ifAlias")
 
 # (metric, help, column) for the per-interface counters
 IF_COUNTERS = (
-    ("wardops_snmp_if_in_octets", "Octets received (ifHCInOctets), monotonic across wraps and reboots.",
-     "ifHCInOctets"),
-    ("wardops_snmp_if_out_octets", "Octets sent (ifHCOutOctets), monotonic across wraps and reboots.",
-     "ifHCOutOctets"),
+    ("wardops_snmp_if_in_octets", "Octets received (ifHCInOctets; ifInOctets on agents without 64-bit "
+     "counters), monotonic across wraps and reboots.", "ifHCInOctets"),
+    ("wardops_snmp_if_out_octets", "Octets sent (ifHCOutOctets; ifOutOctets on agents without 64-bit "
+     "counters), monotonic across wraps and reboots.", "ifHCOutOctets"),
     ("wardops_snmp_if_in_errors", "Inbound packets with errors (ifInErrors).", "ifInErrors"),
     ("wardops_snmp_if_out_errors", "Outbound packets with errors (ifOutErrors).", "ifOutErrors"),
     ("wardops_snmp_if_in_discards", "Inbound packets discarded (ifInDiscards).", "ifInDiscards"),

@@ -41,3 +41,11 @@ DYNAMIC_COLUMNS = (
 # Counter columns and their wrap modulus (Counter32 vs Counter64).
 COUNTER_BITS = {"ifHCInOctets": 64, "ifHCOutOctets": 64, "ifInErrors": 32, "ifOutErrors": 32,
                 "ifInDiscards": 32, "ifOutDiscards": 32}
+# Agents without 64-bit counters (SNMP v1, old firmware): 32-bit octet counters instead of ifHC*,
+# exported under the same names with 32-bit wrap handling.
+OCTETS32_COLUMNS = (
+    Column("ifInOctets", _IF + (10,)),
+    Column("ifOutOctets", _IF + (16,)),
+)
+OCTETS32_FOR = {"ifInOctets": "ifHCInOctets", "ifOutOctets": "ifHCOutOctets"}
+DYNAMIC_COLUMNS_32 = tuple(c for c in DYNAMIC_COLUMNS if c.name not in OCTETS32_FOR.values()) + OCTETS32_COLUMNS

@@ -17,7 +17,16 @@ from types import MappingProxyType
 
 from exporter.snmp import ber
 from exporter.snmp.credentials import Auth, CommunityAuth, CredentialError, resolve_auth
-from exporter.snmp.oids import COUNTER_BITS, DYNAMIC_COLUMNS, SCALARS, STATIC_COLUMNS, Column
+from exporter.snmp.oids import (
+    COUNTER_BITS,
+    DYNAMIC_COLUMNS,
+    DYNAMIC_COLUMNS_32,
+    OCTETS32_COLUMNS,
+    OCTETS32_FOR,
+    SCALARS,
+    STATIC_COLUMNS,
+    Column,
+)
 from exporter.snmp.state import DeviceState
 from exporter.snmp.walker import CommunityClient, Requester, SnmpError, Target, UsmClient, walk
 from inventory.model import Device, SnmpProfile
@@ -81,6 +90,7 @@ class _DeviceCache:
     static: dict[bytes, tuple[str, str, int | None, int | None]] | None = None
     polls_since_static: int = 0
     if_number: int | None = None
+    octets32: bool = False  # the agent has no ifHC* octet counters: walk ifIn/OutOctets instead
 
 
 def _index_arcs(raw: bytes) -> tuple[int, ...]:
@@ -255,13 +265,23 @@ class SnmpPoller:
         v1 = isinstance(target.auth, CommunityAuth) and target.auth.version == 0
         extra_scalars, extra_columns = _extra_columns(profile)
         need_static = cache.static is None or cache.polls_since_static + 1 >= self.static_every
-        columns = DYNAMIC_COLUMNS + extra_columns + (STATIC_COLUMNS if need_static else ())
+        octets32 = v1 or cache.octets32
+        dynamic = DYNAMIC_COLUMNS_32 if octets32 else DYNAMIC_COLUMNS
+        columns = dynamic + extra_columns + (STATIC_COLUMNS if need_static else ())
         result = await walk(request, {**SCALARS, **extra_scalars}, columns, target.max_repetitions,
                             getnext_only=v1)
         now = time.time()
         uptime = _int(result.scalars.get("sysUpTime"))
         if_number = _int(result.scalars.get("ifNumber"))
         cols = result.columns
+        if cache.state.rebooted(uptime):
+            cache.octets32 = False  # new firmware may have 64-bit counters: look again next poll
+        if not octets32 and not cols["ifHCInOctets"] and not cols["ifHCOutOctets"] and cols["ifOperStatus"]:
+            fallback = await walk(request, {}, OCTETS32_COLUMNS, target.max_repetitions, getnext_only=v1)
+            cols = {**cols, **fallback.columns}
+            cache.octets32 = octets32 = True
+        if octets32:
+            cols = {**cols, **{hc: cols.get(c32, {}) for c32, hc in OCTETS32_FOR.items()}}
         rows = set(cols["ifOperStatus"]) | set(cols["ifHCInOctets"]) | set(cols["ifInErrors"])
         if not need_static and (cache.state.rebooted(uptime) or if_number != cache.if_number
                                 or not rows <= set(cache.static or ())):
@@ -282,7 +302,10 @@ class SnmpPoller:
         raw = {row: {c: v for c in COUNTER_BITS if isinstance(v := cols[c].get(row), int)} for row in rows}
         extras_raw, extras_meta = self._extras(profile, result.scalars, cols, result.tags)
         raw.update(extras_raw)
-        exported = cache.state.update(uptime, raw, names, {**COUNTER_BITS, **extras_meta})
+        bits = {**COUNTER_BITS, **extras_meta}
+        if octets32:
+            bits.update({hc: 32 for hc in OCTETS32_FOR.values()})
+        exported = cache.state.update(uptime, raw, names, bits)
         interfaces = self._interfaces(rows, static, cols, exported, uptime, now)
         extras = tuple(
             ExtraSample(metric, kind, idx, float(exported.get(row, {}).get(key, value)) if kind == "counter"

@@ -137,3 +137,21 @@ def test_reload_keeps_state_of_unchanged_devices_only():
     asyncio.run(p.poll_round())
     assert static_walked(agents["198.18.0.1"]) == [True, True, False]  # a: cached; b: first poll at old ip
     assert static_walked(agents["198.18.0.9"]) == [True]  # b starts over at its new address
+
+
+def test_agent_without_64bit_counters_falls_back_to_32bit_octets():
+    spec = AgentSpec("old", interfaces=3, no_hc=True, in_octets_base=2**32 - 6_000_000)
+    agent = FakeAgent(snmprec(spec))
+    p = poller_for({"198.18.0.1": agent}, [dev("old", "198.18.0.1")])
+    first = asyncio.run(p.poll_round()).devices[0].interfaces
+    rows = interface_rows(spec)
+    assert [i.counters["ifHCInOctets"] for i in first] == [r["in_octets"] % 2**32 for r in rows]
+    assert len(agent.requests) == 2  # the 64-bit walk came back empty: one extra walk of ifIn/OutOctets
+    agent.load(snmprec(with_step(spec, 1)))
+    second = asyncio.run(p.poll_round()).devices[0].interfaces
+    assert len(agent.requests) == 3  # remembered: straight to the 32-bit columns
+    new = interface_rows(with_step(spec, 1))
+    for a, b, old_row, new_row in zip(first, second, rows, new, strict=True):
+        delta = (new_row["in_octets"] % 2**32 - old_row["in_octets"] % 2**32) % 2**32
+        assert b.counters["ifHCInOctets"] - a.counters["ifHCInOctets"] == delta  # 32-bit wraps handled
+    assert any(n["in_octets"] % 2**32 < o["in_octets"] % 2**32 for o, n in zip(rows, new, strict=True))

@@ -54,6 +54,7 @@ class AgentSpec:
     in_octets_base: int = 0
     step: int = 0  # how many "polls" of traffic have happened: counters grow with it
     silent: bool = False  # bind the port but never answer (a dead device that keeps its address)
+    no_hc: bool = False  # an old agent without ifHC* 64-bit counters (ifIn/OutOctets only)
     extra: tuple[tuple[str, str, str], ...] = ()  # (oid, snmprec type, value) for extra OIDs
 
 
@@ -98,11 +99,16 @@ def snmprec(spec: AgentSpec) -> str:
         ("1.3.6.1.2.1.1.5.0", "4", spec.name),
         ("1.3.6.1.2.1.2.1.0", "2", str(len(rows))),
     ]
+    for r in rows:
+        r["in_octets32"], r["out_octets32"] = r["in_octets"] % 2**32, r["out_octets"] % 2**32
     if_table = {1: ("2", "index"), 2: ("4", "name"), 3: ("2", "type"), 7: ("2", "admin"), 8: ("2", "oper"),
-                9: ("67", "last_change"), 13: ("65", "in_discards"), 14: ("65", "in_errors"),
-                19: ("65", "out_discards"), 20: ("65", "out_errors")}
+                9: ("67", "last_change"), 10: ("65", "in_octets32"), 13: ("65", "in_discards"),
+                14: ("65", "in_errors"), 16: ("65", "out_octets32"), 19: ("65", "out_discards"),
+                20: ("65", "out_errors")}
     if_x_table = {1: ("4", "name"), 6: ("70", "in_octets"), 10: ("70", "out_octets"),
                   15: ("66", "speed_mbps"), 18: ("4", "alias")}
+    if spec.no_hc:
+        del if_x_table[6], if_x_table[10]
     for col, (typ, key) in if_table.items():
         for r in rows:
             recs.append((f"1.3.6.1.2.1.2.2.1.{col}.{r['index']}", typ, str(r[key])))
