@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from exporter.snmp import ber
-from exporter.snmp.credentials import Auth, CommunityAuth, CredentialError, resolve_auth
+from exporter.snmp.credentials import Auth, CommunityAuth, CredentialError, UsmAuth, resolve_auth
 from exporter.snmp.oids import (
     COUNTER_BITS,
     DYNAMIC_COLUMNS,
@@ -173,6 +173,13 @@ class SnmpPoller:
             del self._caches[name]
         for key in [k for k in self._errors if k[0] not in keep]:
             del self._errors[key]
+        v3 = []
+        for d in self.devices:
+            auth = self._auth.get(d.snmp)
+            if isinstance(auth, UsmAuth):
+                p = self.profiles[d.snmp]
+                v3.append(Target(d.ip, p.port, auth, p.timeout, p.retries, p.max_repetitions))
+        self._usm.retain(v3)
 
     def close(self) -> None:
         self._community.close()

@@ -194,6 +194,15 @@ class UsmClient:
         self._engines.clear()
         self._targets.clear()
 
+    def retain(self, targets: list[Target]) -> None:
+        """After an inventory reload: drop transports and engines no current target uses."""
+        keys = {(t.ip, t.port, t.timeout, t.retries) for t in targets}
+        auths = {t.auth for t in targets}
+        for key in [k for k in self._targets if k not in keys]:
+            del self._targets[key]
+        for auth in [a for a in self._engines if a not in auths]:
+            self._engines.pop(auth).close_dispatcher()
+
     def requester(self, target: Target) -> Requester:
         from pysnmp.hlapi.v3arch import asyncio as hl
 

@@ -47,7 +47,13 @@ def test_every_auth_and_priv_protocol_polls(snmpd):
 
     async def poll():
         try:
-            return await poller.poll_round()
+            snap = await poller.poll_round()
+            assert len(poller._usm._engines) == len(COMBOS) + 1  # one engine per credential set
+            poller.update(devices[:2], profiles)  # a reload drops engines nobody uses any more
+            assert len(poller._usm._engines) == 2
+            again = await poller.poll_round()
+            assert [s.up for s in again.devices] == [True, True]
+            return snap
         finally:
             poller.close()
 
