@@ -91,6 +91,7 @@ class _DeviceCache:
     polls_since_static: int = 0
     if_number: int | None = None
     octets32: bool = False  # the agent has no ifHC* octet counters: walk ifIn/OutOctets instead
+    last_error: str | None = None
 
 
 def _index_arcs(raw: bytes) -> tuple[int, ...]:
@@ -249,7 +250,11 @@ class SnmpPoller:
             cache = self._caches.setdefault(device.name, _DeviceCache())
         deadline = max(1.0, min(self.interval, profile.timeout * (profile.retries + 1) * 8))
         try:
-            return await asyncio.wait_for(self._poll(device, profile, cache, started), deadline)
+            sample = await asyncio.wait_for(self._poll(device, profile, cache, started), deadline)
+            if cache.last_error is not None:
+                log.info("snmp poll recovered device=%s ip=%s", device.name, device.ip)
+                cache.last_error = None
+            return sample
         except (SnmpError, TimeoutError, CredentialError, OSError) as exc:
             kind = exc.kind if isinstance(exc, SnmpError) else (
                 "deadline" if isinstance(exc, TimeoutError) else
@@ -257,7 +262,10 @@ class SnmpPoller:
             if count_errors:
                 key = (device.name, kind)
                 self._errors[key] = self._errors.get(key, 0) + 1
-            log.warning("snmp poll failed device=%s ip=%s error=%s", device.name, device.ip, kind)
+            # warn when a device starts failing (or fails differently), not every interval
+            level = logging.DEBUG if cache.last_error == kind else logging.WARNING
+            cache.last_error = kind
+            log.log(level, "snmp poll failed device=%s ip=%s error=%s", device.name, device.ip, kind)
             return DeviceSample(device=device, up=False, error=kind, duration=time.monotonic() - started,
                                 timestamp=time.time())
 

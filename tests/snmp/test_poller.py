@@ -92,6 +92,9 @@ def test_unresolvable_credentials_are_an_error_without_the_value(caplog):
     assert "MISSING_VAR" in caplog.text  # the reference is named ...
     assert ENV["COMM"] not in caplog.text  # ... never a value
     assert agent.requests  # the good profile still polled
+    asyncio.run(p.poll_round())
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "device=a " in r.getMessage()]
+    assert len(warnings) == 1  # a device that keeps failing the same way warns once, not every interval
 
 
 def test_families_contract_labels_and_down_devices():
