@@ -146,6 +146,7 @@ class SnmpPoller:
         self._errors: dict[tuple[str, str], int] = {}
         self.snapshot: SnmpSnapshot = EMPTY_SNAPSHOT
         self.rounds = 0
+        self.overruns = 0
         self.update(devices, profiles)
 
     # --- configuration ---------------------------------------------------------------------------
@@ -211,7 +212,10 @@ class SnmpPoller:
                 await self.poll_round()
             except Exception:  # a bug must not end polling; failures of devices are data already
                 log.exception("snmp round failed")
-            wait = max(0.0, self.interval - (time.monotonic() - started))
+            elapsed = time.monotonic() - started
+            if elapsed > self.interval:
+                self.overruns += 1  # the next round starts at once; rounds never overlap
+            wait = max(0.0, self.interval - elapsed)
             try:
                 await asyncio.wait_for(stop.wait(), wait)
             except TimeoutError:

@@ -307,8 +307,7 @@ async def walk(request: Requester, scalars: dict[str, tuple[int, ...]], columns:
                     raise SnmpError("protocol", "agent returned OIDs out of order")
                 cursor[name] = last
                 progressed = True
-            elif name not in finished and j >= len(varbinds):
-                pass  # truncated response: this column got nothing this time
+            # else: a truncated response gave this column nothing this time; it continues next request
         if not progressed and not finished:
             raise SnmpError("protocol", "empty GETBULK response")
         active = [n for n in active if n not in finished]

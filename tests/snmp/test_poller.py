@@ -158,3 +158,19 @@ def test_agent_without_64bit_counters_falls_back_to_32bit_octets():
         delta = (new_row["in_octets"] % 2**32 - old_row["in_octets"] % 2**32) % 2**32
         assert b.counters["ifHCInOctets"] - a.counters["ifHCInOctets"] == delta  # 32-bit wraps handled
     assert any(n["in_octets"] % 2**32 < o["in_octets"] % 2**32 for o, n in zip(rows, new, strict=True))
+
+
+def test_run_polls_every_interval_until_stopped_and_counts_overruns():
+    slow = FakeAgent(snmprec(AgentSpec("a", interfaces=1)), delay=0.25)
+    p = poller_for({"198.18.0.1": slow}, [dev("a", "198.18.0.1")], interval=0.2)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(p.run(stop))
+        await asyncio.sleep(0.9)
+        stop.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(main())
+    assert p.rounds >= 3 and p.overruns == p.rounds  # each 0.25 s round overran the 0.2 s interval
+    assert p.snapshot.devices[0].up
