@@ -73,8 +73,8 @@ class _Checker:
         self.locate = locate
         self.problems: list[Problem] = []
 
-    def error(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.locate(path), message, path))
+    def error(self, path: Path_, message: str, code: str = "") -> None:
+        self.problems.append(Problem(self.locate(path), message, path, code))
 
     def mapping(self, value: object, path: Path_, what: str, allowed: tuple[str, ...]) -> dict | None:
         if not isinstance(value, dict):
@@ -485,14 +485,15 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
             chk.error(p + ("isp",), f"{label}: isp (provider) is only valid for role isp, role is {role!r}")
         if name is not None:
             if name in first_name:
-                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})")
+                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})", "duplicate")
             else:
                 first_name[name] = where
         if ip is not None:
             key = ip.compressed
             if key in first_ip:
                 other, where = first_ip[key]
-                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})")
+                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})",
+                          "duplicate")
             else:
                 first_ip[key] = (name or f"#{i + 1}", where)
         if len(chk.problems) == before:
@@ -510,8 +511,10 @@ def _ip(chk, value, p, label):
         return None
     try:
         ip = _parse_ip(value)
+        if getattr(ip, "scope_id", None) is not None:
+            raise ValueError("scoped address")  # fe80::1%eth0 names a local interface, not a device
     except ValueError:
-        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix)")
+        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix or zone)")
         return None
     if ip.is_unspecified or ip.is_multicast or (ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255")):
         chk.error(p, f"{label}: ip {value} is not a unicast host address")
@@ -570,7 +573,7 @@ def _maintenance(chk: _Checker, value: object, devices: list[Device]) -> list[Ma
         if not isinstance(name, str) or not NAME_RE.match(name):
             chk.error(p + ("name",), f"{what}: name must match [a-z0-9][a-z0-9._-]*, got {_kind(name)}")
         elif name in names:
-            chk.error(p + ("name",), f"{what}: duplicate maintenance window name")
+            chk.error(p + ("name",), f"{what}: duplicate maintenance window name", "duplicate")
         else:
             names.add(name)
         scope = {}
