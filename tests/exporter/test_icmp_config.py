@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import BUILTIN_POLICIES, ConfigError, ExporterConfig, SnmpSettings, load_config, loads_config
+from exporter.config import (
+    BUILTIN_POLICIES,
+    ConfigError,
+    ExporterConfig,
+    SnmpSettings,
+    load_config,
+    loads_config,
+)
 from wardops.cli import main
 
 DATA = Path(__file__).parent / "testdata"
