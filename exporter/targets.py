@@ -26,6 +26,7 @@ from inventory.model import (
     frozen_labels,
     shard_of,
 )
+from inventory.secrets import Secret, SecretError
 
 SD_PATH = "/api/v1/sd"
 PROFILES_PATH = "/api/v1/snmp-profiles"
@@ -95,10 +96,12 @@ class HttpSdSource:
     """GET the HTTP SD JSON and the SNMP profiles (references only) with If-None-Match; 304 means
     unchanged. Both must succeed for a new set: a failure of either keeps the last good inventory."""
 
-    def __init__(self, url: str, timeout: float = 10.0, profiles: str | None = None):
+    def __init__(self, url: str, timeout: float = 10.0, profiles: str | None = None,
+                 token: Secret | None = None):
         self.url = url
         self.profiles_url = profiles or profiles_url(url)
         self.timeout = timeout
+        self.token = token  # read on every poll, so a rotated token file is picked up
         self._etags: dict[str, str | None] = {}
         self._devices: tuple[Device, ...] = ()
         self._profiles: Mapping[str, SnmpProfile] = MappingProxyType({})
@@ -110,6 +113,11 @@ class HttpSdSource:
     def _get(self, url: str, force: bool) -> tuple[object, str | None] | None:
         """(JSON, ETag), None for 304, TargetError otherwise; 404 on the profiles URL: no profiles."""
         headers = {"Accept": "application/json"}
+        if self.token is not None:
+            try:
+                headers["Authorization"] = f"Bearer {self.token.resolve()}"
+            except SecretError as exc:  # names the reference, never the value
+                raise TargetError(f"{url}: bearer token: {exc}") from None
         if self._etags.get(url) and not force:
             headers["If-None-Match"] = self._etags[url]
         try:
@@ -206,9 +214,9 @@ def devices_from_sd(data: object) -> tuple[Device, ...]:
     return tuple(devices)
 
 
-def open_source(spec: str, timeout: float = 10.0) -> FileSource | HttpSdSource:
+def open_source(spec: str, timeout: float = 10.0, token_file: str | None = None) -> FileSource | HttpSdSource:
     if spec.startswith(("http://", "https://")):
-        return HttpSdSource(spec, timeout)
+        return HttpSdSource(spec, timeout, token=Secret("file", token_file) if token_file else None)
     return FileSource(spec)
 
 

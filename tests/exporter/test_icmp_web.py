@@ -322,6 +322,51 @@ def test_http_sd_of_the_real_inventory_service_matches_the_file(tmp_path):
         svc.wait(10)
 
 
+def test_http_sd_sends_the_bearer_token_when_the_service_requires_one(tmp_path):
+    """A service with WARDOPS_READ_AUTH=token: no token -> 401 kept as an error; the token file works."""
+    import os
+    import socket
+    from pathlib import Path
+
+    from inventory.secrets import Secret
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "inventory.yml"
+    db = f"sqlite:///{tmp_path / 'inv.db'}"
+    cli = [sys.executable, "-m", "wardops.cli", "inventory"]
+    subprocess.run(cli + ["import", "--db", db, str(example)], check=True, capture_output=True, timeout=60)
+    token = "read-token-0123456789abcdef"
+    (tmp_path / "token").write_text(token + "\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, WARDOPS_READ_AUTH="token", WARDOPS_READ_TOKENS=token)
+    svc = subprocess.Popen(cli + ["serve", "--db", db, "--listen", f"127.0.0.1:{port}"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api/v1/sd"
+    try:
+        anonymous = HttpSdSource(url)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                anonymous.poll()
+            except TargetError as exc:
+                if "HTTP 401" in str(exc):
+                    break
+                assert time.monotonic() < deadline, f"inventory service did not come up: {exc}"
+                time.sleep(0.2)
+            else:
+                raise AssertionError("the service answered without a token")
+        inv = HttpSdSource(url, token=Secret("file", str(tmp_path / "token"))).poll()
+        assert inv is not None and len(inv.devices) == 134
+        missing = HttpSdSource(url, token=Secret("file", str(tmp_path / "nope")))
+        with pytest.raises(TargetError, match="bearer token: cannot read secret file") as info:
+            missing.poll()
+        assert token not in str(info.value)
+    finally:
+        svc.terminate()
+        svc.wait(10)
+
+
 def test_probe_stays_inside_the_scrapers_timeout(running):
     exp, base, _, engine = running
     assert wait_for(exp.ready)
