@@ -49,6 +49,7 @@ class Exporter:
         self.reload_success = 0
         self.reload_timestamp = 0.0
         self._reload_lock = threading.Lock()
+        self._last_reload_error = ""
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._force = False
@@ -134,10 +135,15 @@ class Exporter:
                 inv = self.source.poll(force)
             except TargetError as exc:
                 self.reload_success = 0
-                self.log.error('msg="inventory reload failed, keeping the last good set" source=%s err="%s"',
-                               self.source.describe(), str(exc).replace('"', "'"))
+                if str(exc) != self._last_reload_error:  # once per distinct failure, not every poll
+                    self.log.error('msg="inventory reload failed, keeping the last good set" source=%s err="%s"',
+                                   self.source.describe(), str(exc).replace('"', "'"))
+                self._last_reload_error = str(exc)
                 return False, str(exc)
+            self._last_reload_error = ""
             if inv is None:
+                # Unchanged since the last good load (e.g. a 304 once the inventory service is back).
+                self.reload_success = 1
                 return True, "unchanged"
             devices = inv.enabled_devices()
             if self.shard is not None:

@@ -61,26 +61,31 @@ class FileSource:
     def __init__(self, path: str):
         self.path = path
         self._stamp: tuple[int, int] | None = None
+        self._error = ""  # why the file at _stamp is invalid ("" = it loaded)
 
     def describe(self) -> str:
         return self.path
 
     def poll(self, force: bool = False) -> Inventory | None:
+        """A new Inventory, None when unchanged since the last GOOD load, TargetError otherwise."""
         try:
             st = os.stat(self.path)
         except OSError as exc:
             raise TargetError(f"{self.path}: cannot read inventory: {exc.strerror}") from None
         stamp = (st.st_mtime_ns, st.st_size)
         if not force and stamp == self._stamp:
+            if self._error:  # the same broken file: still failing, without parsing it again
+                raise TargetError(self._error)
             return None
+        self._stamp = stamp
         try:
             inv = load_inventory(self.path)
         except InventoryError as exc:
-            self._stamp = stamp  # do not re-parse the same broken file every poll
             shown = "; ".join(str(p) for p in exc.problems[:5])
             more = f" (+{len(exc.problems) - 5} more)" if len(exc.problems) > 5 else ""
-            raise TargetError(f"invalid inventory: {shown}{more}") from None
-        self._stamp = stamp
+            self._error = f"invalid inventory: {shown}{more}"
+            raise TargetError(self._error) from None
+        self._error = ""
         return inv
 
 

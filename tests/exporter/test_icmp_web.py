@@ -225,6 +225,8 @@ def test_http_sd_source_uses_etag_and_keeps_last_good():
         ok, msg = exp.refresh()
         assert not ok and "not JSON" in msg and exp.reload_success == 0
         assert [d.name for d in exp.devices] == ["isp-a", "rtr-6"]  # last good set kept
+        state["/api/v1/sd"] = [json.dumps(SD), '"v1"']  # the service is back, unchanged: 304 for both
+        assert exp.refresh() == (True, "unchanged") and exp.reload_success == 1
         state["/api/v1/sd"] = [json.dumps(SD[:1]), '"v3"']
         state["/api/v1/snmp-profiles"] = [json.dumps({"items": [{"name": "core", "version": "2c",
                                                                   "community": "inline-secret"}]}), '"p3"']
@@ -236,6 +238,23 @@ def test_http_sd_source_uses_etag_and_keeps_last_good():
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_file_source_reload_gauge_follows_the_file(tmp_path):
+    """Broken file: 0 on every poll until it is fixed (an unchanged broken file is not 'unchanged')."""
+    inv = tmp_path / "inv.yml"
+    inv.write_text("devices: [{name: a, ip: 198.18.0.1, region: r, branch: b}]\n")
+    exp = Exporter(FileSource(str(inv)), loads_config(""), log=logging.getLogger("test.file"), components=())
+    assert exp.refresh() == (True, "1 devices") and exp.reload_success == 1
+    assert exp.refresh() == (True, "unchanged") and exp.reload_success == 1
+    inv.write_text("devices: [{name: a, ip: 198.18.0.999, region: r, branch: b}]\n")
+    for _ in range(2):  # the second poll sees the same broken file
+        ok, msg = exp.refresh()
+        assert not ok and "invalid ip" in msg and exp.reload_success == 0
+    assert [d.name for d in exp.devices] == ["a"]
+    inv.write_text("devices: [{name: b, ip: 198.18.0.2, region: r, branch: b}]\n")
+    assert exp.refresh() == (True, "1 devices") and exp.reload_success == 1
+    assert [d.name for d in exp.devices] == ["b"]
 
 
 def test_cli_refuses_missing_or_invalid_inventory(tmp_path):
