@@ -244,6 +244,25 @@ def test_no_packet_loss_alert_for_the_outage_after_recovery(rules_dir, rule_inde
     run_promtool(rules_dir, "loss_after_outage", inputs, alerts)
 
 
+def test_a_short_burst_of_lost_packets_does_not_page(rules_dir, rule_index):
+    """7 of ~360 packets in the 15 m window (a minute's burst, like a 1 % loss cluster on a default-policy
+    device sending 2 packets per 5 s) stays under 5 %; a 5 m window (~120 packets) paged for it."""
+    steps = 100
+    labels = device_labels("a-rtr1")
+    sent, received, s, r = [], [], 0, 0
+    for i in range(steps):
+        sent.append(str(s))
+        received.append(str(r))
+        s += 4
+        r += 4 - (1 if 40 <= i < 47 else 0)
+    inputs = device_series("a-rtr1", "U" * steps) + [
+        {"series": series("wardops_icmp_packets_sent_total", labels), "values": " ".join(sent)},
+        {"series": series("wardops_icmp_packets_received_total", labels), "values": " ".join(received)}]
+    alerts = [{"eval_time": f"{t}s", "alertname": "HighPacketLoss", "exp_alerts": []}
+              for t in (560, 620, 680, 740, 800, 900)]
+    run_promtool(rules_dir, "loss_burst", inputs, alerts)
+
+
 def test_loss_override_class_fires_above_its_own_threshold(rules_dir, rule_index):
     steps = 70
     inputs = device_series("a-atm1", "U" * steps) + counters("a-atm1", steps, 10, 6)  # 40 % > 30 %
