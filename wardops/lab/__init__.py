@@ -1,0 +1,1 @@
+"""A simulated network of namespaces: prober and targets, misbehaviour via nftables."""

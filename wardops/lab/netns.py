@@ -1,0 +1,262 @@
+"""Network namespaces for the lab: a prober namespace whose only routes lead to a target namespace
+that answers for all of 198.18.0.0/15 and 2001:2::/48 (AnyIP local routes), with nftables sets to
+take hosts down, flap them, or add random loss.
+
+Safety: the prober namespace has no default route and no route but the lab ranges, so nothing
+probed from inside it can leave the machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ipaddress
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterable, Iterator
+
+LAB_V4 = "198.18.0.0/15"  # RFC 2544 benchmarking range
+LAB_V6 = "2001:2::/48"  # RFC 5180 benchmarking range
+LINK_V4 = ("192.0.2.1/30", "192.0.2.2/30")  # prober side, target side (TEST-NET-1)
+LINK_V6 = ("2001:db8::1/126", "2001:db8::2/126")
+NFT_TABLE = "wardops"
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+CHUNK = 500  # set elements per nft command
+CLONE_NEWNET = 0x40000000
+
+
+class LabError(Exception):
+    pass
+
+
+def _run(argv: list[str], input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(argv, input=input_text, text=True, capture_output=True, timeout=60)
+    except FileNotFoundError as exc:
+        raise LabError(f"{argv[0]} not found (install iproute2 and nftables)") from exc
+    if check and proc.returncode != 0:
+        raise LabError(f"`{' '.join(argv[:6])}` failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def require_root(what: str = "the lab") -> None:
+    if os.geteuid() != 0:
+        raise LabError(f"{what} needs root (it creates network namespaces and nftables rules)")
+
+
+def list_netns() -> set[str]:
+    proc = _run(["ip", "netns", "list"], check=False)
+    return {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
+
+
+class Lab:
+    """Prober namespace `<name>-p` and target namespace `<name>-t` joined by a veth pair."""
+
+    def __init__(self, name: str = "wardops"):
+        if not NAME_RE.match(name):
+            raise LabError(f"lab name {name!r} must be 1-8 characters [a-z0-9], starting with a letter")
+        self.name = name
+        self.probe_ns = f"{name}-p"
+        self.target_ns = f"{name}-t"
+        self._veth_probe = f"{name}-pv"
+        self._veth_target = f"{name}-tv"
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return {self.probe_ns, self.target_ns} <= list_netns()
+
+    def create(self) -> Lab:
+        require_root()
+        self.destroy()  # a stale lab of the same name (crashed run) is replaced, not reused
+        try:
+            self._create()
+        except BaseException:
+            self.destroy()
+            raise
+        return self
+
+    def _create(self) -> None:
+        p, t = self.probe_ns, self.target_ns
+        _run(["ip", "netns", "add", p])
+        _run(["ip", "netns", "add", t])
+        for ns in (p, t):
+            # No duplicate-address detection: a fresh veth must route IPv6 at once, not after ~2 s.
+            self._sysctl(ns, {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"})
+        _run(["ip", "link", "add", self._veth_probe, "netns", p, "type", "veth",
+              "peer", "name", self._veth_target, "netns", t])
+        for ns, veth, v4, v6 in ((p, self._veth_probe, LINK_V4[0], LINK_V6[0]),
+                                 (t, self._veth_target, LINK_V4[1], LINK_V6[1])):
+            batch = ["link set lo up", f"addr add {v4} dev {veth}",
+                     f"addr add {v6} dev {veth} nodad", f"link set {veth} up"]
+            _run(["ip", "-n", ns, "-batch", "-"], "\n".join(batch) + "\n")
+        gw4, gw6 = LINK_V4[1].split("/")[0], LINK_V6[1].split("/")[0]
+        _run(["ip", "-n", p, "-batch", "-"],
+             f"route add {LAB_V4} via {gw4}\nroute add {LAB_V6} via {gw6}\n")
+        # AnyIP: the target namespace owns the whole ranges, no per-address setup.
+        _run(["ip", "-n", t, "-batch", "-"],
+             f"route add local {LAB_V4} dev lo\nroute add local {LAB_V6} dev lo\n")
+        self._sysctl(t, {
+            # The kernel must answer every echo request it gets, at any rate.
+            "net.ipv4.icmp_ratelimit": "0", "net.ipv4.icmp_msgs_per_sec": "1000000",
+            "net.ipv4.icmp_msgs_burst": "1000000", "net.ipv6.icmp.ratelimit": "0",
+            "net.ipv4.icmp_echo_ignore_broadcasts": "1",
+            "net.ipv4.ip_unprivileged_port_start": "0",  # unprivileged SNMP agents bind :161
+        })
+        self._sysctl(p, {"net.ipv4.ping_group_range": "0 2147483647"})
+        self._wait_link()
+        self._nft(f"""
+table inet {NFT_TABLE} {{
+  set down4 {{ type ipv4_addr; }}
+  set down6 {{ type ipv6_addr; }}
+  set loss4 {{ type ipv4_addr; }}
+  set loss6 {{ type ipv6_addr; }}
+  chain loss {{ }}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    ip daddr @down4 drop
+    ip6 daddr @down6 drop
+    jump loss
+  }}
+}}
+""")
+
+    def _wait_link(self) -> None:
+        """Return once both families cross the veth (bounded: ~5 s)."""
+        gw4, gw6 = LINK_V4[1].split("/")[0], LINK_V6[1].split("/")[0]
+        for _ in range(50):
+            probe = _run(self.probe_argv(["fping", "-q", "-r", "0", "-t", "100", gw4, gw6]), check=False)
+            if probe.returncode == 0:
+                return
+        raise LabError("the lab link did not come up within 5 s")
+
+    def destroy(self) -> None:
+        present = list_netns()
+        for ns in (self.probe_ns, self.target_ns):
+            if ns in present:
+                _run(["ip", "netns", "del", ns], check=False)
+
+    def __enter__(self) -> Lab:
+        return self.create()
+
+    def __exit__(self, *exc) -> None:
+        self.destroy()
+
+    # -- commands inside the namespaces ----------------------------------------------------------
+
+    @staticmethod
+    def exec_argv(ns: str, argv: list[str]) -> list[str]:
+        return ["ip", "netns", "exec", ns, *argv]
+
+    def probe_argv(self, argv: list[str]) -> list[str]:
+        return self.exec_argv(self.probe_ns, argv)
+
+    def _sysctl(self, ns: str, values: dict[str, str]) -> None:
+        for key, value in values.items():
+            _run(self.exec_argv(ns, ["sysctl", "-q", "-w", f"{key}={value}"]))
+
+    def unprivileged_ping(self, enable: bool) -> None:
+        """Allow (or forbid) SOCK_DGRAM ICMP for every group in the prober namespace."""
+        self._sysctl(self.probe_ns, {"net.ipv4.ping_group_range": "0 2147483647" if enable else "1 0"})
+
+    def _nft(self, script: str) -> None:
+        _run(self.exec_argv(self.target_ns, ["nft", "-f", "-"]), script)
+
+    # -- misbehaviour ----------------------------------------------------------------------------
+
+    def down(self, ips: Iterable[str]) -> None:
+        """Drop all traffic to these addresses (the hosts are dark)."""
+        self._elements("add", "down", ips)
+
+    def up(self, ips: Iterable[str]) -> None:
+        wanted = {_canonical(ip) for ip in ips}
+        self._elements("delete", "down", wanted & self.down_ips())
+
+    def down_ips(self) -> set[str]:
+        return self._set_members("down4") | self._set_members("down6")
+
+    def set_loss(self, percent: float, ips: Iterable[str] | None = None) -> None:
+        """Randomly drop `percent` % of packets to lab addresses (all, or only `ips`); 0 clears."""
+        if not 0 <= percent <= 100:
+            raise LabError(f"loss must be between 0 and 100 %, got {percent}")
+        per_10k = round(percent * 100)
+        script = [f"flush chain inet {NFT_TABLE} loss", f"flush set inet {NFT_TABLE} loss4",
+                  f"flush set inet {NFT_TABLE} loss6"]
+        if per_10k:
+            if ips is None:
+                script += [f"add rule inet {NFT_TABLE} loss ip daddr {LAB_V4} numgen random mod 10000 < {per_10k} drop",
+                           f"add rule inet {NFT_TABLE} loss ip6 daddr {LAB_V6} numgen random mod 10000 < {per_10k} drop"]
+            else:
+                script += [f"add rule inet {NFT_TABLE} loss ip daddr @loss4 numgen random mod 10000 < {per_10k} drop",
+                           f"add rule inet {NFT_TABLE} loss ip6 daddr @loss6 numgen random mod 10000 < {per_10k} drop"]
+        self._nft("\n".join(script) + "\n")
+        if per_10k and ips is not None:
+            self._elements("add", "loss", ips)
+
+    def _elements(self, verb: str, base: str, ips: Iterable[str]) -> None:
+        by_family: dict[int, list[str]] = {4: [], 6: []}
+        for ip in ips:
+            addr = ipaddress.ip_address(ip)
+            if addr not in ipaddress.ip_network(LAB_V4 if addr.version == 4 else LAB_V6):
+                raise LabError(f"{ip} is outside the lab ranges {LAB_V4} / {LAB_V6}")
+            by_family[addr.version].append(addr.compressed)
+        lines = []
+        for family, addrs in by_family.items():
+            for i in range(0, len(addrs), CHUNK):
+                chunk = ", ".join(addrs[i:i + CHUNK])
+                lines.append(f"{verb} element inet {NFT_TABLE} {base}{family} {{ {chunk} }}")
+        if lines:
+            self._nft("\n".join(lines) + "\n")
+
+    def _set_members(self, set_name: str) -> set[str]:
+        proc = _run(self.exec_argv(self.target_ns, ["nft", "-j", "list", "set", "inet", NFT_TABLE, set_name]))
+        out: set[str] = set()
+        for item in json.loads(proc.stdout).get("nftables", []):
+            for elem in item.get("set", {}).get("elem", []):
+                if isinstance(elem, str):
+                    out.add(_canonical(elem))
+        return out
+
+
+def _canonical(ip: str) -> str:
+    return ipaddress.ip_address(ip).compressed
+
+
+@contextlib.contextmanager
+def enter_netns(name: str) -> Iterator[None]:
+    """Move the calling THREAD into network namespace `name` (from `ip netns add`), then back.
+
+    Sockets opened inside keep that namespace after the thread returns: the exporter probes from
+    inside the lab while its web listener stays in the caller's namespace.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    except OSError as exc:
+        raise LabError(f"network namespace {name!r} does not exist ({exc.strerror})") from None
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(target, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise LabError(f"cannot enter network namespace {name!r}: {os.strerror(err)}")
+        try:
+            yield
+        finally:
+            if libc.setns(own, CLONE_NEWNET) != 0:  # pragma: no cover - would leave the thread inside
+                raise LabError(f"cannot leave network namespace {name!r}: {os.strerror(ctypes.get_errno())}")
+    finally:
+        os.close(target)
+        os.close(own)
+
+
+def remove_stale_labs(prefix: str = "wd") -> list[str]:
+    """Remove test labs named `<prefix><pid>` whose creating process is gone (crashed runs)."""
+    removed = []
+    for ns in sorted(list_netns()):
+        m = re.match(rf"^{re.escape(prefix)}(\d+)-[pt]$", ns)
+        if m and not os.path.exists(f"/proc/{m.group(1)}"):
+            _run(["ip", "netns", "del", ns], check=False)
+            removed.append(ns)
+    return removed
