@@ -95,7 +95,7 @@ def _guarded(func, args) -> int:
         return 2
     try:
         return func(args) or 0
-    except (LabError, TargetError, ValueError) as exc:
+    except (LabError, TargetError, ValueError, _netns_error()) as exc:
         print(f"wardops lab: {exc}", file=sys.stderr)
         return 1
     except InventoryError as exc:
@@ -106,6 +106,14 @@ def _guarded(func, args) -> int:
             else (exc.stderr or "").strip()
         print(f"wardops lab: {' '.join(map(str, exc.cmd))} failed: {err or exc}", file=sys.stderr)
         return 1
+
+
+def _netns_error() -> type[Exception]:
+    try:
+        from wardops.lab.netns import LabError as NetnsError
+    except ImportError:
+        return LabError
+    return NetnsError
 
 
 def lab_class():
