@@ -1,7 +1,7 @@
 """Start, find and stop one daemon under a working directory: pid file, log file, bounded waits.
 
-A pid file alone is not trusted (pids are reused): a process counts as ours only while its
-command line still names the binary and the working directory we started it with.
+A pid alone is not trusted (pids are reused): the pid file also holds the process start time
+(from /proc/PID/stat), and a process counts as ours only while both still match.
 """
 
 from __future__ import annotations
@@ -24,18 +24,21 @@ class Daemon:
     health_url: str
     pid_file: Path
     log_file: Path
-    # A string that must appear in /proc/PID/cmdline (the working dir), so a reused pid is not ours.
-    marker: str
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
 
     def pid(self) -> int | None:
         """The pid of our running copy, or None (stale pid files are removed)."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            pid_text, started = self.pid_file.read_text().split()
+            pid = int(pid_text)
         except (FileNotFoundError, ValueError):
             return None
-        if _cmdline_matches(pid, self.argv[0], self.marker):
+        stat = _stat(pid)
+        if stat is not None and stat[1] == started and stat[0] != "Z":
             return pid
+        if stat is not None and stat[0] == "Z":
+            _reap(pid)
         self.pid_file.unlink(missing_ok=True)
         return None
 
@@ -57,9 +60,10 @@ class Daemon:
         with open(self.log_file, "ab") as log:
             proc = subprocess.Popen(  # noqa: S603 - argv built from resolved binary paths
                 list(self.argv), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env={**os.environ, **self.env},
+                start_new_session=True, env={**os.environ, **self.env}, cwd=self.cwd,
             )
-        self.pid_file.write_text(f"{proc.pid}\n")
+        stat = _stat(proc.pid)
+        self.pid_file.write_text(f"{proc.pid} {stat[1] if stat else 0}\n")
         # Reap it when it ends while we are still around (no zombies in long-lived callers).
         _children[proc.pid] = proc
         return proc.pid
@@ -107,28 +111,19 @@ class StackError(RuntimeError):
 _children: dict[int, subprocess.Popen] = {}
 
 
-def _cmdline_matches(pid: int, binary: str, marker: str) -> bool:
-    for _ in range(50):
-        try:
-            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
-            return False
-        if state == "Z":  # a zombie is gone for our purposes; reap it if it is our child
-            _reap(pid)
-            return False
-        if raw:
-            break
-        # Empty while execve() is still setting up the new image (the parent resumes before that).
-        time.sleep(0.01)
-    args = raw.decode(errors="replace").split("\0")
-    return bool(args) and args[0] == binary and any(marker in a for a in args)
+def _stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of a process, or None when there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+        return None
+    return fields[0], fields[19]
 
 
 def _exited(pid_file: Path) -> bool:
     try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        pid = int(pid_file.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
         return True
     proc = _children.get(pid)
     return proc is not None and proc.poll() is not None

@@ -133,8 +133,7 @@ class Stack:
         def daemon(name: str, argv: list[str], health: str) -> Daemon:
             return Daemon(name=name, argv=tuple(argv), url=health.rsplit("/-/", 1)[0].rsplit("/health", 1)[0],
                           health_url=health,
-                          pid_file=d / "run" / f"{name}.pid", log_file=d / "log" / f"{name}.log",
-                          marker=str(d))
+                          pid_file=d / "run" / f"{name}.pid", log_file=d / "log" / f"{name}.log")
 
         out: dict[str, Daemon] = {}
         if s.webhook:
