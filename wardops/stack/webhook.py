@@ -192,3 +192,10 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def distinct(alerts, name: str, status: str = "firing", **labels) -> set[tuple]:
+    """Distinct alerts (label set + start time) among received ones: Alertmanager repeats a firing
+    alert in every later notification of its group, and a repeat is not a new alert."""
+    return {(tuple(sorted(a.labels.items())), a.starts_at) for a in alerts
+            if a.name == name and a.status == status and all(a.labels.get(k) == v for k, v in labels.items())}
