@@ -36,12 +36,22 @@ class _Scalars:
         self._resolver = yaml.resolver.Resolver()
         self._constructor = yaml.constructor.SafeConstructor()
         self._cache: dict[tuple[str, str | None, bool], object] = {}
+        self._plain: dict[str, object] = {}  # untagged plain scalars, the common case
 
     def value(self, event: ScalarEvent) -> object:
+        tag = event.tag
+        if tag is None:
+            if not event.implicit[0]:
+                return event.value  # a quoted scalar is a string
+            try:
+                return self._plain[event.value]
+            except KeyError:
+                pass
+        return self._resolve(event)
+
+    def _resolve(self, event: ScalarEvent) -> object:
         plain = event.implicit[0]
         tag = None if event.tag in (None, "!") else event.tag
-        if tag is None and not plain:
-            return event.value  # a quoted scalar is a string
         key = (event.value, tag, plain)
         try:
             return self._cache[key]
@@ -57,6 +67,8 @@ class _Scalars:
         if isinstance(value, list | dict | set):  # e.g. !!set on a scalar: keep text, never share
             value = event.value
         self._cache[key] = value
+        if event.tag is None and plain:
+            self._plain[event.value] = value
         return value
 
 
@@ -109,17 +121,20 @@ class _Builder:
     def _mapping(self, events, path: Path_, depth: int, line: int) -> dict:
         out: dict = {}
         merged: dict = {}
+        lines = self.lines
+        value_of = self.scalars.value
         for key_event in events:
-            if isinstance(key_event, MappingEndEvent):
+            kind = type(key_event)
+            if kind is MappingEndEvent:
                 break
             key_line = key_event.start_mark.line + 1
-            if not isinstance(key_event, ScalarEvent):
+            if kind is not ScalarEvent:
                 self.error(key_line, "mapping keys must be plain scalars", path)
                 self._node(key_event, events, path + ("?",), depth + 1)  # consume the key
                 self._node(next(events), events, path + ("?",), depth + 1)  # and its value
                 continue
-            key = self.scalars.value(key_event)
-            if key_event.value == "<<" and key_event.implicit[0]:
+            key = value_of(key_event)
+            if key == "<<" and key_event.implicit[0]:
                 value = self._node(next(events), events, path, depth + 1)
                 sources = value if isinstance(value, list) else [value]
                 if not all(isinstance(s, dict) for s in sources):
@@ -128,7 +143,7 @@ class _Builder:
                     if isinstance(source, dict):
                         merged.update(source)
                 continue
-            if not isinstance(key, str | int | float | bool) or key is None:
+            if key is None or not isinstance(key, str | int | float | bool):
                 self.error(key_line, f"mapping key {key_event.value!r} must be a string or number", path)
                 self._node(next(events), events, path + ("?",), depth + 1)
                 continue
@@ -137,12 +152,13 @@ class _Builder:
                 self._node(next(events), events, path + ("?",), depth + 1)
                 continue
             # A key's line is where the key is written, which is what an editor wants.
-            self.lines[path + (key,)] = key_line
+            key_path = path + (key,)
+            lines[key_path] = key_line
             value_event = next(events)
             if type(value_event) is ScalarEvent and not value_event.anchor:
-                out[key] = self.scalars.value(value_event)  # fast path: most values are scalars
+                out[key] = value_of(value_event)  # fast path: most values are scalars
             else:
-                out[key] = self._node(value_event, events, path + (key,), depth + 1)
+                out[key] = self._node(value_event, events, key_path, depth + 1)
         for key, value in merged.items():
             out.setdefault(key, value)
         return out
@@ -152,7 +168,9 @@ def read_yaml(text: str, source: str) -> tuple[object, Locator]:
     """Parse `text` (one document); return (data, locate). InventoryError on syntax errors or bad keys."""
     builder = _Builder(source)
     try:
-        events = yaml.parse(text, Loader=_Loader)
+        loader = _Loader(text)
+        # Pull events straight from the C parser (yaml.parse() adds a generator layer per event).
+        events = iter(loader.get_event, None)
         data = None
         documents = 0
         for event in events:

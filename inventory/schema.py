@@ -6,8 +6,10 @@ whole inventory is valid and returned, or InventoryError lists all problems.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
+import socket
 import zoneinfo
 from collections.abc import Callable
 from types import MappingProxyType
@@ -69,6 +71,8 @@ class _Checker:
         if not isinstance(value, dict):
             self.error(path, f"{what} must be a mapping, got {_kind(value)}")
             return None
+        if value.keys() <= _allowed_set(allowed):
+            return value
         for key in value:
             if key not in allowed:
                 self.error(path + (key,) if isinstance(key, str | int) else path,
@@ -115,6 +119,17 @@ class _Checker:
         return out if ok else None
 
 
+@functools.cache
+def _allowed_set(allowed: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(allowed)
+
+
+def _line_of(problem: Problem) -> int:
+    """Sort key: source line for "file:line" locations (stable; JSON paths keep their order)."""
+    tail = problem.location.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
 def _kind(value: object) -> str:
     if value is None:
         return "nothing"
@@ -144,7 +159,7 @@ def build_inventory(data: object, locate: Locator = json_locator, source: str = 
     devices = _devices(chk, top.get("devices"), rules, profiles)
     windows = _maintenance(chk, top.get("maintenance"), devices)
     if chk.problems:
-        raise InventoryError(chk.problems)
+        raise InventoryError(sorted(chk.problems, key=_line_of))
     return Inventory(devices=tuple(devices), snmp_profiles=MappingProxyType(profiles),
                      classify=tuple(rules), maintenance=tuple(windows), source=source)
 
@@ -435,7 +450,7 @@ def _ip(chk, value, p, label):
         chk.error(p, f"{label}: ip must be an IPv4 or IPv6 address string, got {_kind(value)}")
         return None
     try:
-        ip = ipaddress.ip_address(value)
+        ip = _parse_ip(value)
     except ValueError:
         chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix)")
         return None
@@ -443,6 +458,19 @@ def _ip(chk, value, p, label):
         chk.error(p, f"{label}: ip {value} is not a unicast host address")
         return None
     return ip
+
+
+def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """ipaddress.ip_address, with a fast path for canonical dotted quads (the common case; the
+    full parser is ~4x slower and 10,000 devices must load well under a second)."""
+    if value.count(".") == 3:
+        try:
+            ip = ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, value))
+        except OSError:
+            ip = None
+        if ip is not None and str(ip) == value:
+            return ip
+    return ipaddress.ip_address(value)
 
 
 def _apply_rules(fields: dict, rules: list[ClassifyRule], name: str, ip) -> None:

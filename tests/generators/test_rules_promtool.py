@@ -1,0 +1,359 @@
+"""`promtool test rules` on the generated rules with synthetic exporter series, for every alert.
+
+Series follow the exporter's metric contract; a device timeline (one state per 10 s scrape) is
+turned into wardops_icmp_up, the transitions counter and the last-change timestamp exactly as the
+exporter derives them. Expected annotations are rendered from the generated templates for the
+alert's labels and value, so wording, labels and values are all checked.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from tests.generators.helpers import device_labels, generate_into, need, render_annotation, series
+
+STEP = 10  # seconds between samples
+
+
+def timeline(states: str) -> tuple[str, str, str]:
+    """'U'/'D' per step -> (wardops_icmp_up, status_changes_total, last_change_timestamp) values."""
+    up, changes, since = [], [], []
+    count, last = 0, 0
+    for i, s in enumerate(states):
+        if i and s != states[i - 1]:
+            count += 1
+            last = i * STEP
+        up.append("1" if s == "U" else "0")
+        changes.append(str(count))
+        since.append(str(last))
+    return " ".join(up), " ".join(changes), " ".join(since)
+
+
+def device_series(name: str, states: str) -> list[dict]:
+    up, changes, since = timeline(states)
+    labels = device_labels(name)
+    return [{"series": series("wardops_icmp_up", labels), "values": up},
+            {"series": series("wardops_icmp_status_changes_total", labels), "values": changes},
+            {"series": series("wardops_icmp_last_change_timestamp_seconds", labels), "values": since}]
+
+
+def counters(name: str, steps: int, sent: int, received: int, dip_at: int | None = None) -> list[dict]:
+    """Packet counters: `sent`/`received` per step; `dip_at` loses one extra packet at that step."""
+    labels = device_labels(name)
+    s_vals, r_vals, s, r = [], [], 0, 0
+    for i in range(steps):
+        s_vals.append(str(s))
+        r_vals.append(str(r))
+        s += sent
+        r += received - (1 if i == dip_at else 0)
+    return [{"series": series("wardops_icmp_packets_sent_total", labels), "values": " ".join(s_vals)},
+            {"series": series("wardops_icmp_packets_received_total", labels), "values": " ".join(r_vals)}]
+
+
+def const(metric: str, labels: dict, value, steps: int) -> dict:
+    return {"series": series(metric, labels), "values": f"{value}x{steps - 1}"}
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rules")
+    generate_into(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rule_index(rules_dir):
+    """(alertname, threshold label or None) -> generated rule."""
+    groups = yaml.safe_load((rules_dir / "rules" / "alerts.yml").read_text())["groups"]
+    index = {}
+    for g in groups:
+        for r in g["rules"]:
+            index[(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"])] = r
+    return index
+
+
+def expect(rule_index, alert: str, labels: dict, value: float, severity: str, threshold: str | None = None):
+    rule = rule_index[(alert, threshold, severity)]
+    all_labels = {**labels, **rule["labels"]}
+    ann = {k: render_annotation(v, all_labels, value) for k, v in rule["annotations"].items()}
+    return {"exp_labels": all_labels, "exp_annotations": ann}
+
+
+def run_promtool(rules_dir, name: str, input_series: list, alert_tests: list, expr_tests=()) -> None:
+    test = {
+        "rule_files": [str(rules_dir / "rules" / "alerts.yml"), str(rules_dir / "rules" / "recording.yml")],
+        "evaluation_interval": "2s",
+        "tests": [{"name": name, "interval": f"{STEP}s", "input_series": input_series,
+                   "alert_rule_test": alert_tests, "promql_expr_test": list(expr_tests)}],
+    }
+    path = rules_dir / f"test-{name}.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, f"promtool test rules failed for {name}:\n{result.stdout}\n{result.stderr}"
+
+
+UP_90 = "U" * 90
+
+
+def test_isp_down_then_branch_down_once_then_recovery(rules_dir, rule_index):
+    isp1 = "U" * 30 + "D" * 30 + "U" * 30  # down 300-590 s
+    isp2 = "U" * 32 + "D" * 28 + "U" * 30  # down 320-590 s
+    inputs = (device_series("a-isp1", isp1) + device_series("a-isp2", isp2)
+              + device_series("a-rtr1", UP_90) + device_series("a-atm2", UP_90))
+    e = lambda *a, **k: expect(rule_index, *a, **k)  # noqa: E731
+    alerts = [
+        {"eval_time": "310s", "alertname": "IspLinkDown",
+         "exp_alerts": [e("IspLinkDown", device_labels("a-isp1"), 300, "critical")]},
+        {"eval_time": "310s", "alertname": "BranchDown", "exp_alerts": []},  # the other uplink is up
+        {"eval_time": "350s", "alertname": "IspLinkDown",
+         "exp_alerts": [e("IspLinkDown", device_labels("a-isp1"), 300, "critical"),
+                        e("IspLinkDown", device_labels("a-isp2"), 320, "critical")]},
+        # One alert for the branch, since the last uplink went dark.
+        {"eval_time": "350s", "alertname": "BranchDown",
+         "exp_alerts": [e("BranchDown", {"region": "R1", "branch": "Branch A"}, 320, "critical")]},
+        {"eval_time": "350s", "alertname": "DeviceDown", "exp_alerts": []},
+        {"eval_time": "700s", "alertname": "IspLinkDown", "exp_alerts": []},
+        {"eval_time": "700s", "alertname": "BranchDown", "exp_alerts": []},
+        # A down and an up within the window is an outage, not flapping.
+        {"eval_time": "700s", "alertname": "DeviceFlapping", "exp_alerts": []},
+    ]
+    run_promtool(rules_dir, "isp_branch", inputs, alerts)
+
+
+def test_isp_detection_is_immediate_at_two_second_resolution(rules_dir, rule_index):
+    # ISP job scraped every 2 s: the alert must be firing at the first evaluation after the flip.
+    states = "U" * 10 + "D" * 10
+    up = " ".join("1" if s == "U" else "0" for s in states)
+    changes = " ".join("0" if s == "U" else "1" for s in states)
+    since = " ".join("0" if s == "U" else "20" for s in states)
+    labels = device_labels("c-isp1")
+    test = {
+        "rule_files": [str(rules_dir / "rules" / "alerts.yml")], "evaluation_interval": "2s",
+        "tests": [{"interval": "2s", "input_series": [
+            {"series": series("wardops_icmp_up", labels), "values": up},
+            {"series": series("wardops_icmp_status_changes_total", labels), "values": changes},
+            {"series": series("wardops_icmp_last_change_timestamp_seconds", labels), "values": since}],
+            "alert_rule_test": [
+                {"eval_time": "18s", "alertname": "IspLinkDown", "exp_alerts": []},
+                {"eval_time": "20s", "alertname": "IspLinkDown",
+                 "exp_alerts": [expect(rule_index, "IspLinkDown", labels, 20, "critical")]}]}],
+    }
+    path = rules_dir / "test-isp-2s.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_device_down_and_recovery(rules_dir, rule_index):
+    rtr = "U" * 30 + "D" * 30 + "U" * 30
+    inputs = (device_series("a-rtr1", rtr) + device_series("a-isp1", UP_90) + device_series("a-atm2", UP_90))
+    alerts = [
+        {"eval_time": "290s", "alertname": "DeviceDown", "exp_alerts": []},
+        {"eval_time": "310s", "alertname": "DeviceDown",
+         "exp_alerts": [expect(rule_index, "DeviceDown", device_labels("a-rtr1"), 300, "warning")]},
+        {"eval_time": "310s", "alertname": "BranchDown", "exp_alerts": []},
+        {"eval_time": "610s", "alertname": "DeviceDown", "exp_alerts": []},
+    ]
+    run_promtool(rules_dir, "device_down", inputs, alerts)
+
+
+def test_flapping_suppresses_down_and_resolves_when_stable(rules_dir, rule_index):
+    flap = "U" * 30 + "DDDUUU" * 3 + "U" * 52  # changes at 300, 330, 360, 390, 420, 450 s
+    inputs = device_series("a-atm2", flap) + device_series("a-rtr1", "U" * 100)
+    lab = device_labels("a-atm2")
+    alerts = [
+        {"eval_time": "310s", "alertname": "DeviceDown",
+         "exp_alerts": [expect(rule_index, "DeviceDown", lab, 300, "warning")]},
+        {"eval_time": "310s", "alertname": "DeviceFlapping", "exp_alerts": []},
+        {"eval_time": "350s", "alertname": "DeviceFlapping", "exp_alerts": []},  # two changes: not yet
+        # Third change: one flapping alert, and the down alert is suppressed while it flaps.
+        {"eval_time": "370s", "alertname": "DeviceFlapping",
+         "exp_alerts": [expect(rule_index, "DeviceFlapping", lab, 3, "warning")]},
+        {"eval_time": "370s", "alertname": "DeviceDown", "exp_alerts": []},
+        {"eval_time": "430s", "alertname": "DeviceDown", "exp_alerts": []},
+        {"eval_time": "430s", "alertname": "DeviceFlapping",
+         "exp_alerts": [expect(rule_index, "DeviceFlapping", lab, 5, "warning")]},
+        # Stable since 450 s: fewer than 3 changes in the last 5 minutes from 690 s on.
+        {"eval_time": "740s", "alertname": "DeviceFlapping", "exp_alerts": []},
+        {"eval_time": "740s", "alertname": "DeviceDown", "exp_alerts": []},
+    ]
+    run_promtool(rules_dir, "flapping", inputs, alerts)
+
+
+def test_isp_flapping_is_critical(rules_dir, rule_index):
+    flap = "U" * 30 + "DDDUUUDDD" + "U" * 71  # changes at 300, 330, 360, 390 s
+    inputs = device_series("a-isp2", flap) + device_series("a-isp1", "U" * 110)
+    lab = device_labels("a-isp2")
+    alerts = [
+        {"eval_time": "370s", "alertname": "DeviceFlapping",
+         "exp_alerts": [expect(rule_index, "DeviceFlapping", lab, 3, "critical")]},
+        {"eval_time": "370s", "alertname": "IspLinkDown", "exp_alerts": []},
+        {"eval_time": "1000s", "alertname": "DeviceFlapping", "exp_alerts": []},
+    ]
+    run_promtool(rules_dir, "isp_flapping", inputs, alerts)
+
+
+def test_loss_alerts_only_above_threshold_and_per_device_override(rules_dir, rule_index):
+    steps = 70
+    inputs = []
+    for name in ("a-rtr1", "a-atm1", "a-atm2", "b-rtr1"):
+        inputs += device_series(name, "U" * steps)
+    inputs += counters("a-rtr1", steps, 10, 8)  # 20 % loss: above the default 5 %
+    inputs += counters("a-atm1", steps, 10, 8)  # 20 % loss: below its override of 30 %
+    inputs += counters("a-atm2", steps, 100, 99)  # 1 % loss
+    inputs += counters("b-rtr1", steps, 10, 10, dip_at=40)  # one isolated lost packet
+    inputs.append({"series": series("wardops_icmp_loss_ratio", device_labels("b-rtr1")),
+                   "values": "0x39 0.1 0x29"})  # the last-round gauge spikes; no alert from it
+    alerts = [
+        {"eval_time": "100s", "alertname": "HighPacketLoss", "exp_alerts": []},  # pending (for: 2m)
+        {"eval_time": "600s", "alertname": "HighPacketLoss",
+         "exp_alerts": [expect(rule_index, "HighPacketLoss", device_labels("a-rtr1"), 20, "warning", "5")]},
+        {"eval_time": "600s", "alertname": "DeviceDown", "exp_alerts": []},
+    ]
+    run_promtool(rules_dir, "loss", inputs, alerts)
+
+
+def test_loss_override_class_fires_above_its_own_threshold(rules_dir, rule_index):
+    steps = 70
+    inputs = device_series("a-atm1", "U" * steps) + counters("a-atm1", steps, 10, 6)  # 40 % > 30 %
+    alerts = [{"eval_time": "600s", "alertname": "HighPacketLoss",
+               "exp_alerts": [expect(rule_index, "HighPacketLoss", device_labels("a-atm1"), 40, "warning", "30")]}]
+    run_promtool(rules_dir, "loss_override", inputs, alerts)
+
+
+def test_latency_only_with_replies_and_per_device_override(rules_dir, rule_index):
+    steps = 70
+    inputs = []
+    for name in ("a-rtr1", "a-atm1", "a-atm2"):
+        inputs += device_series(name, "U" * steps)
+    inputs += device_series("b-sw1", "D" * steps) + device_series("c-rtr1", "D" * steps)
+    inputs += [const("wardops_icmp_rtt_seconds", device_labels("a-rtr1"), 0.2, steps),  # > 100 ms
+               const("wardops_icmp_rtt_seconds", device_labels("a-atm1"), 0.2, steps),  # < its 250 ms
+               const("wardops_icmp_rtt_seconds", device_labels("a-atm2"), 0.09, steps),
+               const("wardops_icmp_rtt_seconds", device_labels("c-rtr1"), 0.5, steps)]  # but down
+    alerts = [{"eval_time": "600s", "alertname": "HighLatency",
+               "exp_alerts": [expect(rule_index, "HighLatency", device_labels("a-rtr1"), 0.2, "warning", "100")]}]
+    run_promtool(rules_dir, "latency", inputs, alerts)
+    over = device_series("a-atm1", "U" * steps) + [const("wardops_icmp_rtt_seconds", device_labels("a-atm1"),
+                                                         0.3, steps)]
+    run_promtool(rules_dir, "latency_override", over, [
+        {"eval_time": "600s", "alertname": "HighLatency",
+         "exp_alerts": [expect(rule_index, "HighLatency", device_labels("a-atm1"), 0.3, "warning", "250")]}])
+
+
+def test_branch_down_when_every_device_of_a_branch_without_isp_is_down(rules_dir, rule_index):
+    inputs = (device_series("b-rtr1", "U" * 30 + "D" * 30) + device_series("b-sw1", "U" * 31 + "D" * 29)
+              + device_series("c-rtr1", "U" * 30 + "D" * 30) + device_series("c-isp1", "U" * 60))
+    alerts = [
+        {"eval_time": "350s", "alertname": "BranchDown",
+         "exp_alerts": [expect(rule_index, "BranchDown", {"region": "R1", "branch": "Branch B"}, 310, "critical")]},
+    ]
+    run_promtool(rules_dir, "branch_all_devices", inputs, alerts)
+
+
+def test_snmp_alerts(rules_dir, rule_index):
+    steps = 100
+    iface = lambda name, if_name: device_labels(name, ifName=if_name, ifAlias=f"uplink {if_name}")  # noqa: E731
+    inputs = device_series("a-rtr1", "U" * steps) + device_series("b-rtr1", "U" * steps)
+    inputs += device_series("b-sw1", "D" * steps)
+    inputs += [
+        const("wardops_snmp_if_oper_up", iface("a-rtr1", "Gi0/1"), 0, steps),
+        const("wardops_snmp_if_admin_up", iface("a-rtr1", "Gi0/1"), 1, steps),
+        const("wardops_snmp_if_oper_up", iface("a-rtr1", "Gi0/2"), 0, steps),  # admin down: intended
+        const("wardops_snmp_if_admin_up", iface("a-rtr1", "Gi0/2"), 0, steps),
+        {"series": series("wardops_snmp_if_last_change_seconds", iface("a-rtr1", "Gi0/3")),
+         "values": "100x9 200x9 300x9 400x69"},
+        const("wardops_snmp_up", device_labels("b-rtr1"), 0, steps),
+        const("wardops_snmp_up", device_labels("b-sw1"), 0, steps),  # ICMP down too: DeviceDown covers it
+        const("wardops_snmp_up", device_labels("a-rtr1"), 1, steps),
+    ]
+    alerts = [
+        {"eval_time": "50s", "alertname": "InterfaceDown", "exp_alerts": []},
+        {"eval_time": "300s", "alertname": "InterfaceDown",
+         "exp_alerts": [expect(rule_index, "InterfaceDown", iface("a-rtr1", "Gi0/1"), 0, "warning")]},
+        {"eval_time": "300s", "alertname": "InterfaceFlapping",
+         "exp_alerts": [expect(rule_index, "InterfaceFlapping", iface("a-rtr1", "Gi0/3"), 3, "warning")]},
+        {"eval_time": "300s", "alertname": "SnmpUnreachable",
+         "exp_alerts": [expect(rule_index, "SnmpUnreachable", device_labels("b-rtr1"), 0, "warning")]},
+    ]
+    run_promtool(rules_dir, "snmp", inputs, alerts)
+
+
+def test_exporter_alerts(rules_dir, rule_index):
+    steps = 100
+    isp_up = {"job": "wardops_isp", "instance": "127.0.0.1:9118"}
+    other_up = {"job": "wardops", "instance": "127.0.0.1:9118"}
+    policy = {"job": "wardops", "instance": "127.0.0.1:9118", "policy": "default"}
+    inputs = [
+        {"series": series("up", isp_up), "values": "1x9 0x90"},
+        const("up", other_up, 1, steps),
+        {"series": series("wardops_exporter_round_overruns_total", policy), "values": "0x49 0+1x50"},
+        {"series": series("wardops_exporter_round_overruns_total", {**policy, "policy": "isp"}),
+         "values": "0x98 1"},
+        {"series": series("wardops_exporter_inventory_reload_success", other_up), "values": "1x49 0x50"},
+    ]
+    alerts = [
+        {"eval_time": "110s", "alertname": "ExporterDown", "exp_alerts": []},  # pending (for: 30s)
+        {"eval_time": "140s", "alertname": "ExporterDown",
+         "exp_alerts": [expect(rule_index, "ExporterDown", isp_up, 0, "critical")]},
+        {"eval_time": "990s", "alertname": "ProbeRoundOverrun",
+         "exp_alerts": [expect(rule_index, "ProbeRoundOverrun", policy, 49, "warning")]},
+        {"eval_time": "500s", "alertname": "InventoryReloadFailed", "exp_alerts": []},
+        {"eval_time": "570s", "alertname": "InventoryReloadFailed",
+         "exp_alerts": [expect(rule_index, "InventoryReloadFailed", other_up, 0, "warning")]},
+    ]
+    run_promtool(rules_dir, "exporter", inputs, alerts)
+
+
+def test_availability_recording_rules(rules_dir, rule_index):
+    steps = 40
+    inputs = (device_series("a-isp1", "U" * 20 + "D" * 20) + device_series("a-isp2", "U" * steps)
+              + device_series("a-rtr1", "D" * steps) + device_series("a-atm2", "U" * steps)
+              + device_series("c-isp1", "D" * steps) + device_series("c-rtr1", "U" * steps))
+    exprs = [
+        {"expr": "branch:wardops_icmp_up:avg", "eval_time": "300s",
+         "exp_samples": [{"labels": 'branch:wardops_icmp_up:avg{branch="Branch A", region="R1"}', "value": 0.5},
+                         {"labels": 'branch:wardops_icmp_up:avg{branch="Branch C", region="R2"}', "value": 0.5}]},
+        {"expr": "branch:wardops_isp_up:max", "eval_time": "300s",
+         "exp_samples": [{"labels": 'branch:wardops_isp_up:max{branch="Branch A", region="R1"}', "value": 1},
+                         {"labels": 'branch:wardops_isp_up:max{branch="Branch C", region="R2"}', "value": 0}]},
+        {"expr": "region:wardops_isp_up:avg", "eval_time": "300s",
+         "exp_samples": [{"labels": 'region:wardops_isp_up:avg{region="R1"}', "value": 1},
+                         {"labels": 'region:wardops_isp_up:avg{region="R2"}', "value": 0}]},
+        {"expr": "isp:wardops_icmp_up:avg", "eval_time": "300s",
+         "exp_samples": [{"labels": 'isp:wardops_icmp_up:avg{isp="Magti"}', "value": 0},
+                         {"labels": 'isp:wardops_icmp_up:avg{isp="Silknet"}', "value": 1}]},
+    ]
+    run_promtool(rules_dir, "recording", inputs, [], exprs)
+
+
+def test_override_regex_matches_dotted_device_names_exactly(tmp_path):
+    # "r.1" overrides; unescaped, its regex would also match "rx1" and drop it from the default class.
+    inv = tmp_path / "inv.yml"
+    inv.write_text("devices:\n"
+                   "  - {name: r.1, ip: 198.18.1.1, region: R, branch: B, role: router,"
+                   " labels: {latency_threshold_ms: \"250\"}}\n"
+                   "  - {name: rx1, ip: 198.18.1.2, region: R, branch: B, role: router}\n")
+    generate_into(tmp_path, inv)
+    inputs = []
+    for name, ip in (("r.1", "198.18.1.1"), ("rx1", "198.18.1.2")):
+        labels = {"device": name, "ip": ip, "role": "router", "region": "R", "branch": "B"}
+        inputs += [{"series": series("wardops_icmp_up", labels), "values": "1x69"},
+                   {"series": series("wardops_icmp_rtt_seconds", labels), "values": "0.2x69"}]
+    test = {"rule_files": [str(tmp_path / "rules" / "alerts.yml")], "evaluation_interval": "10s",
+            "tests": [{"interval": "10s", "input_series": inputs, "promql_expr_test": [
+                {"expr": 'ALERTS{alertname="HighLatency", alertstate="firing"}', "eval_time": "600s",
+                 "exp_samples": [{"labels": 'ALERTS{alertname="HighLatency", alertstate="firing", branch="B", '
+                                            'device="rx1", ip="198.18.1.2", region="R", role="router", '
+                                            'scope="device", severity="warning", threshold="100"}',
+                                  "value": 1}]}]}]}
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run([need("promtool"), "test", "rules", str(path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
