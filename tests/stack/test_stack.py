@@ -3,13 +3,16 @@
 import json
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from wardops.cli import main
 from wardops.stack.process import StackError
 from wardops.stack.stack import Stack, StackSettings, ephemeral_ports, free_ports
+from wardops.stack.testbed import command_available
 
 pytestmark = [
     pytest.mark.stack,
@@ -112,3 +115,22 @@ def test_missing_generated_config_names_the_files(tmp_path):
     msg = str(err.value)
     assert "vmagent/scrape.yml" in msg and "alertmanager/alertmanager.yml" in msg and "rules/*.yml" in msg
     assert not (tmp_path / "st" / "run").exists()  # nothing was started
+
+
+@pytest.mark.skipif(not command_available("generate"), reason="wardops generate not installed")
+def test_up_with_generated_configs_loads_every_rule_group(tmp_path):
+    gen = tmp_path / "gen"
+    assert main(["generate", "examples/inventory.yml", "-o", str(gen), "--no-tool-check"]) == 0
+    st = Stack(StackSettings(dir=tmp_path / "st", config_dir=gen, ports=ephemeral_ports(), webhook=False))
+    try:
+        st.up(log=lambda _msg: None)
+        with urllib.request.urlopen(st.settings.url(st.settings.ports.vmalert) + "/api/v1/rules", timeout=10) as r:
+            groups = {g["name"] for g in json.loads(r.read())["data"]["groups"]}
+        want = {g["name"] for f in sorted((gen / "rules").glob("*.yml"))
+                for g in yaml.safe_load(f.read_text())["groups"]}
+        assert groups == want and len(want) >= 2
+        with urllib.request.urlopen(st.settings.url(st.settings.ports.vmagent) + "/api/v1/targets", timeout=10) as r:
+            jobs = {t["labels"]["job"] for t in json.loads(r.read())["data"]["activeTargets"]}
+        assert {"wardops", "wardops_isp"} <= jobs
+    finally:
+        st.down(log=lambda _msg: None)
