@@ -34,6 +34,9 @@ def profile_data(p: SnmpProfile) -> dict:
     for key in ("port", "timeout", "retries", "max_repetitions"):
         if getattr(p, key) != getattr(defaults, key):
             out[key] = getattr(p, key)
+    if p.extra_oids:
+        out["extra_oids"] = [{"metric": e.metric, "oid": ".".join(map(str, e.oid)), "type": e.type,
+                              "table": e.table} for e in p.extra_oids]
     return out
 
 

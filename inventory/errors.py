@@ -10,6 +10,9 @@ class Problem:
     location: str  # "file:line" for YAML, "$.devices[3].ip" for JSON
     message: str
     path: tuple[str | int, ...] = ()
+    # Machine-readable class for API clients; "" = invalid value. "duplicate" = the value clashes
+    # with another item (an HTTP service answers 409 instead of 422).
+    code: str = ""
 
     def __str__(self) -> str:
         return f"{self.location}: {self.message}" if self.location else self.message

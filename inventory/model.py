@@ -64,6 +64,20 @@ class Device:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtraOid:
+    """An extra object a profile polls besides the IF-MIB defaults, exported as
+    `wardops_snmp_<metric>` (a table adds an `index` label with the row index)."""
+
+    metric: str
+    oid: tuple[int, ...]
+    type: str = "gauge"  # one of EXTRA_OID_TYPES
+    table: bool = False  # False: a scalar instance ending in .0
+
+
+EXTRA_OID_TYPES = ("gauge", "counter")
+
+
+@dataclass(frozen=True, slots=True)
 class SnmpProfile:
     name: str
     version: str  # one of SNMP_VERSIONS
@@ -77,6 +91,7 @@ class SnmpProfile:
     timeout: float = 2.0  # seconds per request
     retries: int = 1
     max_repetitions: int = 25
+    extra_oids: tuple[ExtraOid, ...] = ()
 
     @property
     def security_level(self) -> str | None:

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from inventory.errors import InventoryError, Problem
 from inventory.model import (
     DEFAULT_ROLE,
+    EXTRA_OID_TYPES,
     LABEL_NAME_RE,
     NAME_RE,
     RESERVED_LABELS,
@@ -27,6 +28,7 @@ from inventory.model import (
     WEEKDAYS,
     ClassifyRule,
     Device,
+    ExtraOid,
     Inventory,
     MaintenanceWindow,
     Match,
@@ -44,7 +46,14 @@ SETTABLE_KEYS = ("role", "isp", "region", "branch", "snmp", "enabled", "labels")
 MATCH_KEYS = ("ip_last_octet", "ip_in", "name_regex", "labels", "region", "branch")
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
 PROFILE_KEYS = ("version", "username", "auth_protocol", "priv_protocol", "port", "timeout", "retries",
-                "max_repetitions") + tuple(f"{f}_{k}" for f in SECRET_FIELDS for k in ("env", "file"))
+                "max_repetitions", "extra_oids") + tuple(f"{f}_{k}" for f in SECRET_FIELDS for k in ("env", "file"))
+EXTRA_OID_KEYS = ("metric", "oid", "type", "table")
+MAX_EXTRA_OIDS = 32
+_METRIC_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_OID_RE = re.compile(r"^[12](\.(0|[1-9][0-9]{0,9})){1,127}$")
+# Names the SNMP exporter already uses (wardops_snmp_<name>): an extra OID must not collide.
+RESERVED_METRIC_PREFIXES = ("if_", "poll_", "round_", "last_round")
+RESERVED_METRICS = frozenset({"up", "uptime_seconds"})
 MAINTENANCE_KEYS = ("name", "branches", "regions", "devices", "weekdays", "times", "timezone")
 MAX_TEXT = 128
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
@@ -64,8 +73,8 @@ class _Checker:
         self.locate = locate
         self.problems: list[Problem] = []
 
-    def error(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.locate(path), message, path))
+    def error(self, path: Path_, message: str, code: str = "") -> None:
+        self.problems.append(Problem(self.locate(path), message, path, code))
 
     def mapping(self, value: object, path: Path_, what: str, allowed: tuple[str, ...]) -> dict | None:
         if not isinstance(value, dict):
@@ -174,6 +183,7 @@ def _profiles(chk: _Checker, value: object) -> dict[str, SnmpProfile]:
         chk.error(path, f"snmp_profiles must be a mapping of name to profile, got {_kind(value)}")
         return {}
     out: dict[str, SnmpProfile] = {}
+    extra_seen: dict[str, tuple[str, bool, str]] = {}
     for name, raw in value.items():
         p = path + (name,)
         if not isinstance(name, str) or not NAME_RE.match(name):
@@ -224,16 +234,65 @@ def _profiles(chk: _Checker, value: object) -> dict[str, SnmpProfile]:
         timeout = _number(chk, m, p, what, "timeout", 2.0, float, 0.05, 60)
         retries = _number(chk, m, p, what, "retries", 1, int, 0, 10)
         max_rep = _number(chk, m, p, what, "max_repetitions", 25, int, 1, 200)
+        extra_oids = _extra_oids(chk, m.get("extra_oids"), p + ("extra_oids",), what, extra_seen)
         if len(chk.problems) == before:
             out[name] = SnmpProfile(name=name, version=version, community=secrets["community"],
                                     username=username if version == "3" else None,
                                     auth_protocol=auth, auth_key=secrets["auth_key"],
                                     priv_protocol=priv, priv_key=secrets["priv_key"],
                                     port=port, timeout=float(timeout), retries=retries,
-                                    max_repetitions=max_rep)
+                                    max_repetitions=max_rep, extra_oids=extra_oids)
         else:
             out[name] = None  # known name, invalid profile: devices may still reference it
     return out
+
+
+def _extra_oids(chk, value, p, what, seen: dict) -> tuple[ExtraOid, ...]:
+    """`extra_oids: [{metric, oid, type: gauge|counter, table: bool}]`. A metric name means one
+    series family in the exporter, so it must keep one type and shape across all profiles (`seen`)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_EXTRA_OIDS:
+        chk.error(p, f"{what}: extra_oids must be a list of at most {MAX_EXTRA_OIDS} entries, got {_kind(value)}")
+        return ()
+    out = []
+    for i, raw in enumerate(value):
+        q = p + (i,)
+        label = f"{what}: extra_oids[{i}]"
+        m = chk.mapping(raw, q, label, EXTRA_OID_KEYS)
+        if m is None:
+            continue
+        before = len(chk.problems)
+        metric, oid_text = m.get("metric"), m.get("oid")
+        kind, table = m.get("type", "gauge"), m.get("table", False)
+        if not isinstance(metric, str) or not _METRIC_RE.match(metric) or metric.endswith("_total") \
+                or metric.startswith(RESERVED_METRIC_PREFIXES) or metric in RESERVED_METRICS:
+            chk.error(q + ("metric",), f"{label}: metric must match [a-z][a-z0-9_]* (exported as "
+                                       f"wardops_snmp_<metric>; no _total suffix, not a built-in name), got {_kind(metric)}")
+        if not isinstance(oid_text, str) or not _OID_RE.match(oid_text):
+            chk.error(q + ("oid",), f"{label}: oid must be a dotted numeric OID like 1.3.6.1.4.1.9.2.1.58.0, "
+                                    f"got {_kind(oid_text)}")
+            oid_text = None
+        if kind not in EXTRA_OID_TYPES:
+            chk.error(q + ("type",), f"{label}: type must be one of {', '.join(EXTRA_OID_TYPES)}, got {_kind(kind)}")
+        if not isinstance(table, bool):
+            chk.error(q + ("table",), f"{label}: table must be true or false, got {_kind(table)}")
+        elif oid_text is not None and not table and not oid_text.endswith(".0"):
+            chk.error(q + ("oid",), f"{label}: a scalar oid must be the instance ending in .0 "
+                                    "(set table: true to walk a column)")
+        if len(chk.problems) != before:
+            continue
+        shape = (kind, table, chk.locate(q))
+        first = seen.setdefault(metric, shape)
+        if first is not shape and first[:2] != shape[:2]:
+            chk.error(q, f"{label}: metric {metric!r} is a {'table' if first[1] else 'scalar'} {first[0]} "
+                         f"at {first[2]}; one metric name must keep one type and shape")
+            continue
+        if any(e.metric == metric for e in out):
+            chk.error(q + ("metric",), f"{label}: duplicate metric {metric!r} in this profile")
+            continue
+        out.append(ExtraOid(metric=metric, oid=tuple(int(x) for x in oid_text.split(".")), type=kind, table=table))
+    return tuple(out)
 
 
 def _secret(chk, m, p, what, field_name) -> Secret | None:
@@ -426,14 +485,15 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
             chk.error(p + ("isp",), f"{label}: isp (provider) is only valid for role isp, role is {role!r}")
         if name is not None:
             if name in first_name:
-                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})")
+                chk.error(p + ("name",), f"{label}: duplicate device name (first defined at {first_name[name]})", "duplicate")
             else:
                 first_name[name] = where
         if ip is not None:
             key = ip.compressed
             if key in first_ip:
                 other, where = first_ip[key]
-                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})")
+                chk.error(p + ("ip",), f"{label}: duplicate ip {key} (also device {other!r} at {where})",
+                          "duplicate")
             else:
                 first_ip[key] = (name or f"#{i + 1}", where)
         if len(chk.problems) == before:
@@ -451,8 +511,10 @@ def _ip(chk, value, p, label):
         return None
     try:
         ip = _parse_ip(value)
+        if getattr(ip, "scope_id", None) is not None:
+            raise ValueError("scoped address")  # fe80::1%eth0 names a local interface, not a device
     except ValueError:
-        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix)")
+        chk.error(p, f"{label}: invalid ip {value!r} (want an IPv4 or IPv6 literal, no prefix or zone)")
         return None
     if ip.is_unspecified or ip.is_multicast or (ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255")):
         chk.error(p, f"{label}: ip {value} is not a unicast host address")
@@ -511,7 +573,7 @@ def _maintenance(chk: _Checker, value: object, devices: list[Device]) -> list[Ma
         if not isinstance(name, str) or not NAME_RE.match(name):
             chk.error(p + ("name",), f"{what}: name must match [a-z0-9][a-z0-9._-]*, got {_kind(name)}")
         elif name in names:
-            chk.error(p + ("name",), f"{what}: duplicate maintenance window name")
+            chk.error(p + ("name",), f"{what}: duplicate maintenance window name", "duplicate")
         else:
             names.add(name)
         scope = {}

@@ -12,6 +12,7 @@ from wardops import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("wardops.check", "validate an inventory file and print a summary"),
     "inventory": ("inventory.cli", "synthetic inventories, import/export, the inventory service"),
+    "snmp": ("exporter.snmp.cli", "poll SNMP devices of an inventory once and print their metrics"),
     "generate": ("generators.cli", "vmalert rules, Alertmanager config, Grafana dashboards, vmagent config"),
     "demo": ("wardops.demo", "run lab + stack + inventory service + exporter and show an ISP outage paging"),
     "lab": ("wardops.lab.cli", "a simulated network from namespaces: create, down/up, flap, loss, branch-down"),

@@ -1,0 +1,176 @@
+"""Poller logic through its seam (in-memory agents from generated recordings, no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporter.snmp import SnmpPoller, families
+from exporter.snmp.oids import STATIC_COLUMNS
+from inventory.model import Device, SnmpProfile
+from inventory.secrets import Secret
+from wardops.lab.snmpagents import AgentSpec, interface_rows, snmprec, with_step
+
+from .fakeagent import FakeAgent
+
+ENV = {"COMM": "not-logged-community"}
+PROFILES = {"p": SnmpProfile("p", "2c", community=Secret("env", "COMM"), timeout=0.2, retries=0),
+            "nokey": SnmpProfile("nokey", "2c", community=Secret("env", "MISSING_VAR"))}
+
+
+def dev(name, ip, snmp="p", role="router"):
+    return Device(name, ip, region="R", branch="B", role=role, snmp=snmp, isp="X" if role == "isp" else None)
+
+
+def poller_for(agents: dict[str, FakeAgent], devices, **kw):
+    return SnmpPoller(devices, PROFILES, environ=ENV, requester_for=lambda t: agents[t.ip], **kw)
+
+
+def static_walked(agent: FakeAgent) -> list[bool]:
+    return [any(c.oid in req for c in STATIC_COLUMNS) for req in agent.requests]
+
+
+def text_of(fams) -> str:
+    class C:
+        def collect(self):
+            return fams
+    reg = CollectorRegistry()
+    reg.register(C())
+    return generate_latest(reg).decode()
+
+
+def test_static_columns_cached_and_refreshed_every_n_polls():
+    spec = AgentSpec("a", interfaces=5)
+    agent = FakeAgent(snmprec(spec))
+    p = poller_for({"198.18.0.1": agent}, [dev("a", "198.18.0.1")], static_every=3)
+    for step in range(7):
+        agent.load(snmprec(with_step(spec, step)))
+        snap = asyncio.run(p.poll_round())
+        assert [i.name for i in snap.devices[0].interfaces] == [r["name"] for r in interface_rows(spec)]
+    assert static_walked(agent) == [True, False, False, True, False, False, True]
+    assert len(agent.requests) == 7  # 5 interfaces: one GETBULK per poll
+
+
+def test_interface_set_change_and_reboot_refresh_static_at_once():
+    spec = AgentSpec("a", interfaces=4, uptime_ticks=10_000_000)
+    agent = FakeAgent(snmprec(spec))
+    p = poller_for({"198.18.0.1": agent}, [dev("a", "198.18.0.1")], static_every=100)
+    asyncio.run(p.poll_round())
+    agent.load(snmprec(AgentSpec("a", interfaces=6, uptime_ticks=10_006_000)))  # two new interfaces
+    snap = asyncio.run(p.poll_round())
+    assert len(snap.devices[0].interfaces) == 6 and snap.devices[0].interfaces[5].name == "if6"
+    agent.load(snmprec(AgentSpec("a", interfaces=6, uptime_ticks=500)))  # reboot
+    asyncio.run(p.poll_round())
+    assert static_walked(agent) == [True, False, True, False, True]
+
+
+def test_slow_and_hung_devices_do_not_delay_others():
+    spec = AgentSpec("a", interfaces=3)
+    slow, hung, fast = FakeAgent(snmprec(spec), delay=0.5), FakeAgent(snmprec(spec)), FakeAgent(snmprec(spec))
+    hung.hang = True
+    p = poller_for({"198.18.0.1": slow, "198.18.0.2": hung, "198.18.0.3": fast},
+                   [dev("slow", "198.18.0.1"), dev("hung", "198.18.0.2"), dev("fast", "198.18.0.3")],
+                   concurrency=3, interval=1.5)
+    snap = asyncio.run(p.poll_round())
+    s = {d.device.name: d for d in snap.devices}
+    assert s["fast"].up and s["fast"].duration < 0.2
+    assert s["slow"].up and 0.5 <= s["slow"].duration < 1.0
+    assert (s["hung"].up, s["hung"].error) == (False, "deadline")  # bounded by the per-device deadline
+    assert s["hung"].duration < 2.0
+    assert snap.errors == {("hung", "deadline"): 1}
+
+
+def test_unresolvable_credentials_are_an_error_without_the_value(caplog):
+    caplog.set_level(logging.DEBUG)
+    agent = FakeAgent(snmprec(AgentSpec("a", interfaces=1)))
+    p = poller_for({"198.18.0.1": agent}, [dev("a", "198.18.0.1", snmp="nokey"), dev("b", "198.18.0.1")])
+    snap = asyncio.run(p.poll_round())
+    s = {d.device.name: d for d in snap.devices}
+    assert (s["a"].up, s["a"].error) == (False, "credentials") and s["b"].up
+    assert "MISSING_VAR" in caplog.text  # the reference is named ...
+    assert ENV["COMM"] not in caplog.text  # ... never a value
+    assert agent.requests  # the good profile still polled
+    asyncio.run(p.poll_round())
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "device=a " in r.getMessage()]
+    assert len(warnings) == 1  # a device that keeps failing the same way warns once, not every interval
+
+
+def test_families_contract_labels_and_down_devices():
+    agent = FakeAgent(snmprec(AgentSpec("a", interfaces=2)))
+    dead = FakeAgent(snmprec(AgentSpec("a", interfaces=2)))
+    dead.hang = True
+    p = poller_for({"198.18.0.1": agent, "198.18.0.2": dead},
+                   [dev("isp1", "198.18.0.1", role="isp"), dev("gone", "198.18.0.2")], interval=1.0)
+    text = text_of(families(asyncio.run(p.poll_round())))
+    assert ('wardops_snmp_if_oper_up{branch="B",device="isp1",ifAlias="a link 1",ifName="Gi0/0",ip="198.18.0.1",'
+            'isp="X",region="R",role="isp"} 1.0') in text
+    assert 'wardops_snmp_up{branch="B",device="gone",ip="198.18.0.2",region="R",role="router"} 0.0' in text
+    assert 'device="gone",ifAlias' not in text and 'wardops_snmp_uptime_seconds{branch="B",device="gone"' not in text
+    assert 'wardops_snmp_poll_errors_total{branch="B",device="gone",error="deadline"' in text
+    assert "wardops_snmp_if_last_change_seconds{" in text and "wardops_snmp_if_speed_bps{" in text
+    # removing a device from the inventory removes its series and error counters
+    p.update([dev("isp1", "198.18.0.1", role="isp")], PROFILES)
+    text = text_of(families(asyncio.run(p.poll_round())))
+    assert 'device="gone"' not in text
+
+
+def test_probe_one_is_live_and_leaves_round_state_alone():
+    spec = AgentSpec("a", interfaces=2, in_errors_base=2**32 - 1)
+    agent = FakeAgent(snmprec(spec))
+    d = dev("a", "198.18.0.1")
+    p = poller_for({"198.18.0.1": agent}, [d])
+    first = asyncio.run(p.poll_round()).devices[0].interfaces[0].counters["ifInErrors"]
+    agent.load(snmprec(with_step(spec, 1)))  # ifInErrors wraps
+    text = text_of(asyncio.run(p.probe_one(d)))
+    assert "probe_success 1.0" in text and "probe_duration_seconds" in text
+    raw_now = interface_rows(with_step(spec, 1))[0]["in_errors"]
+    assert f'ifName="Gi0/0",ip="198.18.0.1",region="R",role="router"}} {float(raw_now)}' in text  # raw value
+    after = asyncio.run(p.poll_round()).devices[0].interfaces[0].counters["ifInErrors"]
+    assert after == first + (raw_now - interface_rows(spec)[0]["in_errors"]) % 2**32
+
+
+def test_reload_keeps_state_of_unchanged_devices_only():
+    spec = AgentSpec("a", interfaces=1)
+    agents = {"198.18.0.1": FakeAgent(snmprec(spec)), "198.18.0.9": FakeAgent(snmprec(spec))}
+    p = poller_for(agents, [dev("a", "198.18.0.1"), dev("b", "198.18.0.1")])
+    asyncio.run(p.poll_round())
+    p.update([dev("a", "198.18.0.1"), dev("b", "198.18.0.9")], PROFILES)  # b moved
+    asyncio.run(p.poll_round())
+    assert static_walked(agents["198.18.0.1"]) == [True, True, False]  # a: cached; b: first poll at old ip
+    assert static_walked(agents["198.18.0.9"]) == [True]  # b starts over at its new address
+
+
+def test_agent_without_64bit_counters_falls_back_to_32bit_octets():
+    spec = AgentSpec("old", interfaces=3, no_hc=True, in_octets_base=2**32 - 6_000_000)
+    agent = FakeAgent(snmprec(spec))
+    p = poller_for({"198.18.0.1": agent}, [dev("old", "198.18.0.1")])
+    first = asyncio.run(p.poll_round()).devices[0].interfaces
+    rows = interface_rows(spec)
+    assert [i.counters["ifHCInOctets"] for i in first] == [r["in_octets"] % 2**32 for r in rows]
+    assert len(agent.requests) == 2  # the 64-bit walk came back empty: one extra walk of ifIn/OutOctets
+    agent.load(snmprec(with_step(spec, 1)))
+    second = asyncio.run(p.poll_round()).devices[0].interfaces
+    assert len(agent.requests) == 3  # remembered: straight to the 32-bit columns
+    new = interface_rows(with_step(spec, 1))
+    for a, b, old_row, new_row in zip(first, second, rows, new, strict=True):
+        delta = (new_row["in_octets"] % 2**32 - old_row["in_octets"] % 2**32) % 2**32
+        assert b.counters["ifHCInOctets"] - a.counters["ifHCInOctets"] == delta  # 32-bit wraps handled
+    assert any(n["in_octets"] % 2**32 < o["in_octets"] % 2**32 for o, n in zip(rows, new, strict=True))
+
+
+def test_run_polls_every_interval_until_stopped_and_counts_overruns():
+    slow = FakeAgent(snmprec(AgentSpec("a", interfaces=1)), delay=0.25)
+    p = poller_for({"198.18.0.1": slow}, [dev("a", "198.18.0.1")], interval=0.2)
+
+    async def main():
+        stop = asyncio.Event()
+        task = asyncio.create_task(p.run(stop))
+        await asyncio.sleep(0.9)
+        stop.set()
+        await asyncio.wait_for(task, 2)
+
+    asyncio.run(main())
+    assert p.rounds >= 3 and p.overruns == p.rounds  # each 0.25 s round overran the 0.2 s interval
+    assert p.snapshot.devices[0].up
