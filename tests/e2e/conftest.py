@@ -46,12 +46,13 @@ def e2e_trees() -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def testbed(tmp_path_factory):
-    """A 300-device synthetic inventory (30 branches, 2 ISP uplinks each) on the full stack."""
+    """A 300-device synthetic inventory (30 branches, 2 ISP uplinks each, ~10 % with SNMP answered
+    by the lab's snmpd) on the full stack."""
     trees = dev_trees()
     require_parts(trees)
     work = tmp_path_factory.mktemp("e2e")
     inventory = work / "inventory.yml"
-    inventory.write_text(dump_yaml(synth_inventory(300, isp_share=0.2, seed=7)))
+    inventory.write_text(dump_yaml(synth_inventory(300, isp_share=0.2, seed=7, snmp_share=0.1)))
     exporter_port, inventory_port = free_ports(2)
     tb = Testbed(TestbedSettings(workdir=work / "tb", inventory=inventory, lab_name=e2e_lab_name(),
                                  ports=ephemeral_ports(), exporter_port=exporter_port,

@@ -217,7 +217,10 @@ def test_every_dashboard_and_recording_rule_query_returns_data(testbed, backgrou
     if testbed.generated is None:
         pytest.skip("no generated configs")
     builtins = {"__rate_interval": "1m", "__interval": "15s", "__range": "5m"}
-    empty = []
+    # SNMP panels need an SNMP device in $device; without SNMP series the exporter does not poll
+    # SNMP in this build, and those panels are reported as skipped instead of failing.
+    snmp_devices = sorted(_label_values(testbed, "label_values(wardops_snmp_up, device)"))
+    empty, skipped = [], []
     checked = 0
     for path in sorted((testbed.generated / "dashboards").glob("*.json")):
         dashboard = json.loads(path.read_text())
@@ -232,11 +235,14 @@ def test_every_dashboard_and_recording_rule_query_returns_data(testbed, backgrou
             assert found, f"{path.name}: variable {var['name']} has no values"
             values[var["name"]] = sorted(found)[0]
         for title, expr in _panel_exprs(dashboard):
-            for k in sorted(values, key=len, reverse=True):
-                expr = expr.replace(f"${{{k}}}", values[k]).replace(f"${k}", values[k])
+            snmp = "wardops_snmp_" in expr
+            if snmp and not snmp_devices:
+                skipped.append(f"{path.name} / {title}")
+                continue
+            use = {**values, "device": snmp_devices[0]} if snmp and "device" in values else values
+            for k in sorted(use, key=len, reverse=True):
+                expr = expr.replace(f"${{{k}}}", use[k]).replace(f"${k}", use[k])
             assert "$" not in expr, f"{path.name} {title}: undefined variable in {expr}"
-            if "wardops_snmp_" in expr:
-                continue  # no SNMP agents in this lab: interface panels are checked by the SNMP tests
             checked += 1
             if not testbed.query_range(expr, 300):
                 empty.append(f"{path.name} / {title}: {expr}")
@@ -249,6 +255,8 @@ def test_every_dashboard_and_recording_rule_query_returns_data(testbed, backgrou
         checked += 1
         if not testbed.query(record):
             empty.append(f"recording rule {record}")
+    if skipped:
+        print(f"no SNMP series on this stack: {len(skipped)} SNMP panels not checked")
     assert checked > 20
     assert empty == [], "queries without data:\n" + "\n".join(empty)
 

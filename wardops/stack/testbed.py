@@ -50,6 +50,7 @@ class TestbedSettings:
     inventory_port: int = 9119
     host: str = "127.0.0.1"
     use_inventory_service: bool = True  # the exporter reads targets from its HTTP SD
+    snmp: bool = True  # answer SNMP for the inventory's SNMP devices (one snmpd in the target namespace)
     exporter_config: Path | None = None  # exporter --config.file
     # Merged over the generated settings this testbed writes (receivers/exporter/inventory are set here).
     settings_overrides: dict = field(default_factory=dict)
@@ -73,6 +74,8 @@ class Testbed:
         self.generated: Path | None = None
         self.daemons: dict[str, Daemon] = {}
         self.skipped: dict[str, str] = {}
+        self.snmpd = None
+        self._secrets_env: dict[str, str] = {}
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -110,6 +113,7 @@ class Testbed:
         self.lab = Lab(self.s.lab_name).create()
         self.log(f"lab: {self.lab.probe_ns} probes {len(self.inventory.enabled_devices())} devices "
                  f"answered in {self.lab.target_ns}")
+        self._start_snmp()
         self.webhook = WebhookReceiver(self.s.host, self.s.ports.webhook,
                                        output=self.workdir / "notifications.jsonl").start()
         self.generated = self._generate()
@@ -119,6 +123,47 @@ class Testbed:
         self.stack.up(log=self.log)
         source = self._start_inventory_service()
         self._start_exporter(source)
+
+    def _start_snmp(self) -> None:
+        """One net-snmp agent answering for every SNMP device of the inventory, with the profiles'
+        credentials: taken from the environment when set, else lab-only demo values, which are then
+        handed to the exporter's environment (never logged, never written to a file)."""
+        devices = [d for d in self.inventory.enabled_devices() if d.snmp]
+        if not self.s.snmp or not devices:
+            return
+        try:
+            from wardops.lab.snmpagents import V3User, start_lab_snmpd
+        except ImportError:
+            self.skipped["snmp"] = "the lab SNMP agents are not installed: SNMP devices do not answer"
+            self.log(f"snmp: skipped ({self.skipped['snmp']})")
+            return
+
+        def secret(ref, demo_value: str) -> str | None:
+            if ref is None:
+                return None
+            if ref.kind != "env":
+                return ref.resolve()
+            value = os.environ.get(ref.ref) or demo_value
+            self._secrets_env[ref.ref] = value
+            return value
+
+        used = {d.snmp for d in devices}
+        communities, users = [], []
+        for name in sorted(used):
+            p = self.inventory.snmp_profiles[name]
+            if p.version == "3":
+                users.append(V3User(p.username or "wardops", p.auth_protocol or "SHA",
+                                    secret(p.auth_key, "wardops-lab-auth") or "",
+                                    p.priv_protocol or "NONE", secret(p.priv_key, "wardops-lab-priv") or ""))
+            else:
+                communities.append(secret(p.community, "wardops-lab"))
+        community = communities[0] if communities else None
+        if len(set(communities)) > 1:
+            self.log("snmp: several v1/v2c communities in the inventory; the lab agent answers the first")
+        self.snmpd = start_lab_snmpd(self.lab.target_ns, community=community, v3_users=users,
+                                     ipv6=[d.ip for d in devices if ":" in d.ip])
+        self.log(f"snmp: one snmpd in {self.lab.target_ns} answers {len(devices)} SNMP devices "
+                 f"({len(communities)} v1/v2c, {len(users)} v3 profile(s))")
 
     def _generate(self) -> Path | None:
         if not self._available("generate"):
@@ -175,7 +220,7 @@ class Testbed:
         self._start_daemon(self._daemon("exporter", argv, self.exporter_url, "/-/healthy"))
 
     def _daemon(self, name: str, argv: list[str], url: str, health: str) -> Daemon:
-        env = {}
+        env = dict(self._secrets_env) if argv[0] == "exporter" else {}
         tree = self.s.trees.get(argv[0])
         if tree:
             env["PYTHONPATH"] = os.pathsep.join([str(tree), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -219,6 +264,9 @@ class Testbed:
         if self.webhook is not None:
             self.webhook.stop()
             self.webhook = None
+        if self.snmpd is not None:
+            self.snmpd.stop()
+            self.snmpd = None
         if self.lab is not None:
             self.lab.destroy()
             self.lab = None
