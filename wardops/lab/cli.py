@@ -10,9 +10,11 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,7 +62,9 @@ def configure(parser) -> None:
         p.set_defaults(func=lambda args, _f=func: _guarded(_f, args))
         return p
 
-    add("create", "create the prober/target namespaces answering for the inventory's addresses", cmd_create)
+    p = add("create", "create the prober/target namespaces answering for the inventory's addresses", cmd_create)
+    p.add_argument("--snmp", action="store_true",
+                   help="also run one snmpd answering the SNMP devices (profile secrets from their env vars)")
     add("destroy", "remove the lab's namespaces", cmd_destroy)
     add("status", "show namespaces and which devices are down", cmd_status)
     p = add("down", "take devices dark (echo requests dropped)", cmd_down)
@@ -95,7 +99,7 @@ def _guarded(func, args) -> int:
         return 2
     try:
         return func(args) or 0
-    except (LabError, TargetError, ValueError, _netns_error()) as exc:
+    except (LabError, TargetError, ValueError, _netns_error(), _snmp_error()) as exc:
         print(f"wardops lab: {exc}", file=sys.stderr)
         return 1
     except InventoryError as exc:
@@ -114,6 +118,12 @@ def _netns_error() -> type[Exception]:
     except ImportError:
         return LabError
     return NetnsError
+
+
+def _snmp_error() -> type[Exception]:
+    from wardops.lab.snmplab import SnmpLabError
+
+    return SnmpLabError
 
 
 def lab_class():
@@ -161,16 +171,30 @@ def _names(devices) -> str:
 
 def cmd_create(args) -> int:
     inv = _inventory(args)
+    if args.snmp:  # check the secrets before anything is created
+        from wardops.lab.snmplab import env_value, lab_credentials
+
+        lab_credentials(inv, env_value)
     Lab = lab_class()
     lab = Lab(args.name)
     if namespaces_exist(args.name):
         print(f"lab {args.name}: already exists")
     else:
         lab.create()
+    state = _state(args.name) or {}
+    if args.snmp and not _snmpd_alive(state):
+        from wardops.lab.snmplab import env_value, snmp_devices, start_inventory_snmpd
+
+        if not snmp_devices(inv):
+            raise LabError(f"--snmp: no enabled device of {inv.source} has an SNMP profile")
+        agent, summary = start_inventory_snmpd(f"{args.name}-t", inv, env_value)
+        # The agent outlives this command (own session); `destroy` ends it by its process group.
+        state["snmpd"] = {"pid": agent.pid, "workdir": str(agent.workdir)}
+        print(f"lab {args.name}: {summary}")
     STATE_DIR.mkdir(parents=True, exist_ok=True)
-    _state_file(args.name).write_text(json.dumps({
-        "name": args.name, "inventory": str(Path(inv.source).resolve()) if inv.source else None,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds")}, indent=2) + "\n")
+    state.update({"name": args.name, "inventory": str(Path(inv.source).resolve()) if inv.source else None,
+                  "created_at": state.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds")})
+    _state_file(args.name).write_text(json.dumps(state, indent=2) + "\n")
     print(f"lab {args.name}: prober namespace {args.name}-p, targets namespace {args.name}-t; "
           f"{len(inv.enabled_devices())} devices of {inv.source} answer ICMP")
     print(f"  probe from it:   wardops exporter --inventory {inv.source} --netns {args.name}-p")
@@ -179,7 +203,30 @@ def cmd_create(args) -> int:
     return 0
 
 
+def _snmpd_alive(state: dict) -> bool:
+    pid = (state.get("snmpd") or {}).get("pid")
+    return bool(pid) and Path(f"/proc/{pid}").exists()
+
+
+def _stop_snmpd(state: dict) -> None:
+    agent = state.get("snmpd") or {}
+    if _snmpd_alive(state):
+        try:
+            os.killpg(agent["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(50):
+            if not Path(f"/proc/{agent['pid']}").exists():
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(agent["pid"], signal.SIGKILL)
+    if agent.get("workdir"):
+        shutil.rmtree(agent["workdir"], ignore_errors=True)
+
+
 def cmd_destroy(args) -> int:
+    _stop_snmpd(_state(args.name) or {})
     if namespaces_exist(args.name):
         lab_class()(args.name).destroy()
         print(f"lab {args.name}: destroyed")
@@ -197,8 +244,9 @@ def cmd_status(args) -> int:
     inv = _inventory(args)
     by_ip = {d.ip: d for d in inv.devices}
     down = sorted(lab.down_ips())
+    snmp = "snmpd running" if _snmpd_alive(_state(args.name) or {}) else "no snmpd"
     print(f"lab {args.name}: namespaces {args.name}-p, {args.name}-t; inventory {inv.source}; "
-          f"{len(inv.devices)} devices, {len(down)} down")
+          f"{len(inv.devices)} devices, {len(down)} down; {snmp}")
     for ip in down:
         d = by_ip.get(ip)
         print(f"  down  {ip:<16} {d.name + '  ' + d.branch if d else '(not in inventory)'}")

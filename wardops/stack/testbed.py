@@ -126,44 +126,26 @@ class Testbed:
 
     def _start_snmp(self) -> None:
         """One net-snmp agent answering for every SNMP device of the inventory, with the profiles'
-        credentials: taken from the environment when set, else lab-only demo values, which are then
+        credentials: taken from the environment when set, else lab-only values, which are then
         handed to the exporter's environment (never logged, never written to a file)."""
-        devices = [d for d in self.inventory.enabled_devices() if d.snmp]
-        if not self.s.snmp or not devices:
+        from wardops.lab.snmplab import snmp_devices, start_inventory_snmpd
+
+        if not self.s.snmp or not snmp_devices(self.inventory):
             return
-        try:
-            from wardops.lab.snmpagents import V3User, start_lab_snmpd
-        except ImportError:
+        if importlib.util.find_spec("wardops.lab.snmpagents") is None:
             self.skipped["snmp"] = "the lab SNMP agents are not installed: SNMP devices do not answer"
             self.log(f"snmp: skipped ({self.skipped['snmp']})")
             return
 
-        def secret(ref, demo_value: str) -> str | None:
-            if ref is None:
-                return None
+        def value_of(ref, lab_default: str) -> str:
             if ref.kind != "env":
                 return ref.resolve()
-            value = os.environ.get(ref.ref) or demo_value
+            value = os.environ.get(ref.ref) or lab_default
             self._secrets_env[ref.ref] = value
             return value
 
-        used = {d.snmp for d in devices}
-        communities, users = [], []
-        for name in sorted(used):
-            p = self.inventory.snmp_profiles[name]
-            if p.version == "3":
-                users.append(V3User(p.username or "wardops", p.auth_protocol or "SHA",
-                                    secret(p.auth_key, "wardops-lab-auth") or "",
-                                    p.priv_protocol or "NONE", secret(p.priv_key, "wardops-lab-priv") or ""))
-            else:
-                communities.append(secret(p.community, "wardops-lab"))
-        community = communities[0] if communities else None
-        if len(set(communities)) > 1:
-            self.log("snmp: several v1/v2c communities in the inventory; the lab agent answers the first")
-        self.snmpd = start_lab_snmpd(self.lab.target_ns, community=community, v3_users=users,
-                                     ipv6=[d.ip for d in devices if ":" in d.ip])
-        self.log(f"snmp: one snmpd in {self.lab.target_ns} answers {len(devices)} SNMP devices "
-                 f"({len(communities)} v1/v2c, {len(users)} v3 profile(s))")
+        self.snmpd, summary = start_inventory_snmpd(self.lab.target_ns, self.inventory, value_of)
+        self.log(f"snmp: {summary}")
 
     def _generate(self) -> Path | None:
         if not self._available("generate"):
