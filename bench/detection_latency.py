@@ -94,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds between trial starts (plus a random 0-2.5 s)")
     parser.add_argument("--loss-minutes", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--warning-group-wait", metavar="DURATION",
-                        help="override the generated Alertmanager warning group_wait (default: shipped setting)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a `wardops generate` setting, e.g. routing.warning_group_wait=5s "
+                             "or intervals.default_scrape=5s (default: the shipped settings)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--tree", action="append", default=[], metavar="COMMAND=DIR",
                         help="development: run a wardops command from another source tree")
@@ -112,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(tmp) / "inventory.yml"
         path.write_text(dump_yaml(inv))
         exporter_port, inventory_port = free_ports(2)
-        overrides = {"routing": {"warning_group_wait": args.warning_group_wait}} if args.warning_group_wait else {}
+        overrides: dict = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            section, _, field = key.partition(".")
+            overrides.setdefault(section, {})[field] = value
         trees = {k: Path(v) for k, _, v in (t.partition("=") for t in args.tree)}
         tb = Testbed(TestbedSettings(workdir=Path(tmp) / "tb", inventory=path, lab_name=f"wb{os.getpid() % 100000}",
                                      ports=ephemeral_ports(), exporter_port=exporter_port,
@@ -149,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             cpu = {n: round(cpu_seconds(p["pid"]) - cpu0.get(n, 0.0), 1) for n, p in {**tb.stack.status(), **{
                 k: {"pid": d.pid()} for k, d in tb.daemons.items()}}.items()}
     result = {
-        "devices": args.devices, "spacing_s": args.spacing, "warning_group_wait": args.warning_group_wait or "default",
+        "devices": args.devices, "spacing_s": args.spacing, "settings": args.set or "shipped defaults",
         "isp": {**summary(isp_lat), "missed": isp_missed} if isp_lat else {"missed": isp_missed},
         "device": {**summary(dev_lat), "missed": dev_missed} if dev_lat else {"missed": dev_missed},
         "loss_1pct": {"minutes": args.loss_minutes, "false_notifications": len(false), "alerts": false},
