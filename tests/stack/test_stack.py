@@ -105,6 +105,9 @@ def test_cli_up_status_down_leaves_nothing_running(tmp_path, capsys):
     assert main(["stack", "status", "--dir", d]) == 3
     assert main(["stack", "down", "--dir", d]) == 0  # nothing left: still fine
     assert "nothing was running" in capsys.readouterr().out
+    never = tmp_path / "never-started"
+    assert main(["stack", "status", "--dir", str(never)]) == 3
+    assert not never.exists()  # status does not create anything
 
 
 def test_missing_generated_config_names_the_files(tmp_path):

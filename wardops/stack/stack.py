@@ -174,7 +174,10 @@ class Stack:
         state = self.dir / "files.json"
         if state.exists():
             return {k: [Path(p) for p in v] for k, v in json.loads(state.read_text()).items()}
-        return self.config_files()
+        # Never started here: paths only (status/down must not write configs into DIR).
+        cfg = self.dir / "config"
+        return {"scrape": [cfg / "scrape.yml"], "rules": [cfg / "rules.yml"],
+                "alertmanager": [cfg / "alertmanager.yml"]}
 
     # -- lifecycle ---------------------------------------------------------------------------
 
