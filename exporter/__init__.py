@@ -1,0 +1,1 @@
+"""The wardops exporter: batched ICMP (and SNMP) probing, device state, Prometheus exposition."""

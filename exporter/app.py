@@ -1,0 +1,250 @@
+"""The exporter process: probing event-loop thread (optionally inside --netns), render thread,
+web thread, and the caller's thread polling the inventory (which stays in the caller's namespace)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import ipaddress
+import logging
+import threading
+import time
+from concurrent.futures import Future
+
+from exporter.component import COMPONENTS, SELF_FAMILIES, Runtime
+from exporter.config import ConfigError, ExporterConfig, load_config
+from exporter.exposition import Exposition
+from exporter.probers import ProbeTarget
+from exporter.targets import FileSource, HttpSdSource, Shard, TargetError
+from inventory.model import Device, Inventory
+from wardops import __version__
+
+
+class StartupError(Exception):
+    pass
+
+
+class Exporter:
+    def __init__(self, source: FileSource | HttpSdSource, config: ExporterConfig, *, netns: str | None = None,
+                 shard: Shard | None = None, log: logging.Logger | None = None,
+                 components: tuple[str, ...] = tuple(COMPONENTS), factories: dict | None = None,
+                 config_path: str | None = None):
+        self.source = source
+        self.config = config
+        self.config_path = config_path  # re-read on reload (SIGHUP, POST /-/reload)
+        self.config_success = 1
+        self.netns = netns
+        self.shard = shard
+        self.log = log or logging.getLogger("wardops.exporter")
+        self.component_names = components
+        self.factories = factories or {}  # name -> callable(runtime) -> component (tests inject fakes)
+        self.exposition = Exposition()
+        self.runtime: Runtime | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.inventory: Inventory | None = None
+        self.devices: tuple[Device, ...] = ()
+        self._by_key: dict[str, Device] = {}
+        self.reload_success = 0
+        self.reload_timestamp = 0.0
+        self._reload_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._force = False
+        self._thread: threading.Thread | None = None
+        self._stopped: Future | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start the probing loop thread; StartupError (e.g. no ICMP socket) aborts."""
+        started: Future = Future()
+        self._stopped = Future()
+        self._thread = threading.Thread(target=self._probe_thread, args=(started,), name="probe", daemon=True)
+        self._thread.start()
+        try:
+            started.result(timeout)
+        except Exception as exc:
+            raise StartupError(str(exc)) from None
+        self.exposition.register(SELF_FAMILIES)
+        self.exposition.add_source(self._self_samples)
+        with self._reload_lock:  # devices loaded before start reach the components now
+            if self.inventory is not None:
+                self.loop.call_soon_threadsafe(self._apply, self.devices, self.inventory)
+
+    def _probe_thread(self, started: Future) -> None:
+        if self.netns:
+            from wardops.lab.netns import enter_netns
+            namespace = enter_netns(self.netns)
+        else:
+            namespace = contextlib.nullcontext()
+        try:
+            with namespace:
+                loop = asyncio.new_event_loop()
+                asyncio.set_event_loop(loop)
+                runtime = Runtime(self.config, self.exposition, loop, self.log, self.netns)
+                try:
+                    loop.run_until_complete(self._start_components(runtime))
+                except BaseException as exc:
+                    runtime.shutdown()
+                    loop.close()
+                    started.set_exception(exc)
+                    return
+                self.loop, self.runtime = loop, runtime
+                started.set_result(None)
+                loop.run_forever()
+                loop.run_until_complete(self._stop_components(runtime))
+                runtime.shutdown()
+                loop.close()
+        except BaseException as exc:  # entering the namespace failed
+            if not started.done():
+                started.set_exception(exc)
+        finally:
+            self._stopped.set_result(None)
+
+    async def _start_components(self, runtime: Runtime) -> None:
+        for name in self.component_names:
+            factory = self.factories.get(name)
+            if factory is None:
+                module, _, attr = COMPONENTS[name].partition(":")
+                factory = getattr(importlib.import_module(module), attr)
+            component = factory(runtime)
+            self.exposition.register(component.families)
+            runtime.components[name] = component
+            await component.start()
+
+    async def _stop_components(self, runtime: Runtime) -> None:
+        for component in runtime.components.values():
+            await component.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self.loop is not None and self._thread is not None and self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._stopped.result(30)
+
+    # -- inventory -----------------------------------------------------------------------------
+
+    def refresh(self, force: bool = False) -> tuple[bool, str]:
+        """Poll the source; apply a new device set. On failure keep the last good set."""
+        with self._reload_lock:
+            try:
+                inv = self.source.poll(force)
+            except TargetError as exc:
+                self.reload_success = 0
+                self.log.error('msg="inventory reload failed, keeping the last good set" source=%s err="%s"',
+                               self.source.describe(), str(exc).replace('"', "'"))
+                return False, str(exc)
+            if inv is None:
+                return True, "unchanged"
+            devices = inv.enabled_devices()
+            if self.shard is not None:
+                devices = self.shard.select(devices)
+            self.inventory, self.devices = inv, devices
+            by_key = {d.name: d for d in devices}
+            by_key.update({d.ip: d for d in devices})
+            self._by_key = by_key
+            self.reload_success = 1
+            self.reload_timestamp = time.time()
+            if self.loop is not None:
+                self.loop.call_soon_threadsafe(self._apply, devices, inv)
+            self.log.info('msg="inventory loaded" source=%s devices=%d', self.source.describe(), len(devices))
+            return True, f"{len(devices)} devices"
+
+    def _apply(self, devices: tuple[Device, ...], inventory: Inventory) -> None:
+        self.runtime.inventory = inventory
+        for component in self.runtime.components.values():
+            component.set_devices(devices)
+
+    def reload(self) -> tuple[bool, str]:
+        """SIGHUP / POST /-/reload: re-read the config file (if any), then force an inventory reload."""
+        messages = []
+        ok = True
+        if self.config_path:
+            ok, message = self.reload_config()
+            messages.append(message)
+        inv_ok, message = self.refresh(force=True)
+        return ok and inv_ok, "; ".join(messages + [message])
+
+    def reload_config(self) -> tuple[bool, str]:
+        """A new config applies its policies at once; a bad one keeps the old (gauge 0)."""
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            self.config_success = 0
+            self.log.error('msg="config reload failed, keeping the old config" file=%s problems=%d first="%s"',
+                           self.config_path, len(exc.problems), str(exc.problems[0]).replace('"', "'"))
+            return False, f"invalid config: {exc}"
+        self.config_success = 1
+        if new.icmp != self.config.icmp:
+            self.log.warning('msg="icmp socket settings change on restart only" file=%s', self.config_path)
+            new = dataclasses.replace(new, icmp=self.config.icmp)
+        if new == self.config:
+            return True, "config unchanged"
+        self.config = new
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self._reconfigure(new), self.loop).result(30)
+        self.log.info('msg="config reloaded" file=%s policies="%s"', self.config_path, ",".join(new.policies))
+        return True, "config reloaded"
+
+    async def _reconfigure(self, config: ExporterConfig) -> None:
+        self.runtime.config = config
+        for component in self.runtime.components.values():
+            await component.reconfigure()
+
+    def request_reload(self) -> None:
+        """From a signal handler: the watch loop reloads at once."""
+        self._force = True
+        self._wake.set()
+
+    def watch(self) -> None:
+        """Poll the inventory until stop(); run in the caller's thread (and namespace)."""
+        while not self._stopping.is_set():
+            self._wake.wait(self.config.inventory.poll_interval)
+            self._wake.clear()
+            if self._stopping.is_set():
+                break
+            force, self._force = self._force, False
+            if force:
+                self.reload()
+            else:
+                self.refresh()
+
+    # -- queries from the web thread -----------------------------------------------------------
+
+    def ready(self) -> bool:
+        rt = self.runtime
+        return bool(rt and self.inventory is not None and all(c.ready() for c in rt.components.values()))
+
+    def resolve(self, target: str) -> ProbeTarget | None:
+        """An inventory device by name or IP, or an address inside probe.allowed_cidrs; else None."""
+        device = self._by_key.get(target)
+        if device is None:
+            with contextlib.suppress(ValueError):
+                device = self._by_key.get(ipaddress.ip_address(target).compressed)
+        if device is not None:
+            return ProbeTarget(device.ip, device)
+        try:
+            addr = ipaddress.ip_address(target)
+        except ValueError:
+            return None
+        if any(addr in net for net in self.config.probe.allowed_cidrs):
+            return ProbeTarget(addr.compressed, None)
+        return None
+
+    def run_on_loop(self, coro, timeout: float):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def _self_samples(self):
+        out = [("wardops_exporter_build_info", f'{{version="{__version__}"}}', 1),
+               ("wardops_exporter_config_reload_success", "", self.config_success),
+               ("wardops_exporter_inventory_reload_success", "", self.reload_success)]
+        if self.reload_timestamp:
+            out.append(("wardops_exporter_inventory_reload_timestamp_seconds", "", self.reload_timestamp))
+        rt = self.runtime
+        if rt is not None:
+            for component in list(rt.components.values()):
+                out.extend(component.self_samples())
+        return out

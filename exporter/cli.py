@@ -1,0 +1,98 @@
+"""`wardops exporter`: probe the inventory's devices and serve /metrics (default :9118)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+from exporter.app import Exporter, StartupError
+from exporter.config import ConfigError, load_config
+from exporter.targets import Shard, open_source
+from exporter.web import WebServer, parse_listen
+
+
+def configure(parser) -> None:
+    parser.add_argument("--inventory", metavar="FILE|URL",
+                        help="inventory YAML file, or the inventory service's HTTP SD URL")
+    parser.add_argument("--config.file", dest="config_file", metavar="FILE", help="exporter config YAML")
+    parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9118", metavar="HOST:PORT")
+    parser.add_argument("--shard", metavar="i/n", help="probe only devices with shard_of(name, n) == i")
+    parser.add_argument("--netns", metavar="NAME", help="probe from inside this network namespace")
+    parser.add_argument("--log.level", dest="log_level", default="info",
+                        choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--check-config", metavar="FILE",
+                        help="validate an exporter config file, print every error with file:line, and exit")
+    parser.set_defaults(func=run)
+
+
+def setup_logging(level: str) -> logging.Logger:
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter("ts=%(asctime)s.%(msecs)03dZ level=%(levelname)s %(message)s",
+                                  datefmt="%Y-%m-%dT%H:%M:%S")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    log = logging.getLogger("wardops.exporter")
+    log.handlers[:] = [handler]
+    log.setLevel(level.upper())
+    log.propagate = False
+    return log
+
+
+def run(args) -> int:
+    if args.check_config:
+        try:
+            cfg = load_config(args.check_config)
+        except ConfigError as exc:
+            for p in exc.problems:
+                print(p, file=sys.stderr)
+            print(f"{len(exc.problems)} error(s) in {args.check_config}", file=sys.stderr)
+            return 1
+        print(f"ok: policies {', '.join(f'{p.name} every {p.interval:g}s' for p in cfg.policies.values())}")
+        return 0
+    if not args.inventory:
+        print("wardops exporter: --inventory FILE|URL is required", file=sys.stderr)
+        return 2
+    log = setup_logging(args.log_level)
+    try:
+        cfg = load_config(args.config_file)
+        shard = Shard.parse(args.shard) if args.shard else None
+        host, port = parse_listen(args.listen)
+    except ConfigError as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"wardops exporter: {exc}", file=sys.stderr)
+        return 2
+    source = open_source(args.inventory, cfg.inventory.timeout)
+    exporter = Exporter(source, cfg, netns=args.netns, shard=shard, log=log, config_path=args.config_file)
+    ok, message = exporter.refresh(force=True)
+    if not ok and not args.inventory.startswith(("http://", "https://")):
+        print(f"wardops exporter: {message}", file=sys.stderr)
+        return 1
+    try:
+        exporter.start()
+    except StartupError as exc:
+        print(f"wardops exporter: {exc}", file=sys.stderr)
+        return 1
+    try:
+        web = WebServer(exporter, host, port).start()
+    except OSError as exc:
+        exporter.stop()
+        print(f"wardops exporter: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
+        return 1
+    log.info('msg="listening" address=%s:%d inventory=%s netns=%s shard=%s', host, web.port,
+             args.inventory, args.netns or "-", args.shard or "-")
+    signal.signal(signal.SIGHUP, lambda *_: exporter.request_reload())
+    signal.signal(signal.SIGTERM, lambda *_: exporter.stop())
+    try:
+        exporter.watch()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        web.stop()
+        exporter.stop()
+    log.info('msg="stopped"')
+    return 0

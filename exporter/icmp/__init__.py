@@ -1,0 +1,1 @@
+"""ICMP echo: packet codec, sockets, the batched round engine and the exporter component."""

@@ -1,0 +1,108 @@
+from pathlib import Path
+
+import pytest
+
+from exporter.config import BUILTIN_POLICIES, ConfigError, ExporterConfig, load_config, loads_config
+from wardops.cli import main
+
+DATA = Path(__file__).parent / "testdata"
+
+# One tiny file per failure, each with every message it must produce (in order).
+INVALID = {
+    "invalid-unknown-top-key.yml": [
+        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory)"],
+    "invalid-unknown-policy-key.yml": [
+        "4: policies.isp.retries: unknown key (allowed: interval, packets, spacing, timeout, down_after, up_after)"],
+    "invalid-duration.yml": [
+        "3: policies.isp.interval: must be a duration above 0.05s to 3600s (seconds, or like 500ms, 2s, 1m), "
+        "got string 'soon'",
+        "4: policies.isp.timeout: must be a duration above 0s to 60s (seconds, or like 500ms, 2s, 1m), got number -1"],
+    "invalid-integer.yml": [
+        "3: policies.isp.packets: must be a whole number from 1 to 20, got number 0",
+        "4: policies.isp.down_after: must be a whole number from 1 to 100, got number 1.5"],
+    "invalid-round-longer-than-interval.yml": [
+        "2: policies.fast: a round needs spacing x (packets - 1) + timeout = 0.7s, more than its interval 0.5s"],
+    "invalid-role-policies.yml": [
+        "2: role_policies.isp: unknown policy 'fastest' (defined: isp, default)",
+        "3: role_policies.printer: unknown role 'printer' (one of isp, router, switch, firewall, atm, server, other)"],
+    "invalid-default-policy.yml": ["1: default_policy: unknown policy 'nope' (defined: isp, default)"],
+    "invalid-icmp.yml": [
+        "2: icmp.mode: must be one of auto, unprivileged, raw, got string 'kernel'",
+        "3: icmp.source_ipv4: must be an IPv4 address, got string '2001:db8::1'",
+        "4: icmp.receive_buffer: must be a whole number from 65536 to 1073741824, got number 10"],
+    "invalid-probe-cidrs.yml": [
+        "2: probe.allowed_cidrs.0: invalid CIDR '198.18.0.1/15': 198.18.0.1/15 has host bits set",
+        "2: probe.allowed_cidrs.1: invalid CIDR 'nonsense': 'nonsense' does not appear to be an IPv4 or IPv6 network"],
+    "invalid-policies-list.yml": ["1: policies: must be a mapping of policy name to settings, got a list"],
+    "invalid-yaml-syntax.yml": ["3: YAML syntax error: did not find expected ',' or '}'"],
+    "invalid-duplicate-key.yml": ["4: duplicate key 'interval'"],
+}
+
+
+def test_every_invalid_file_is_in_the_table():
+    assert sorted(p.name for p in DATA.glob("invalid-*.yml")) == sorted(INVALID)
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_config_reports_every_problem_with_file_and_line(name):
+    path = DATA / name
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert [str(p) for p in err.value.problems] == [f"{path}:{m}" for m in INVALID[name]]
+
+
+def test_defaults_without_a_file():
+    cfg = load_config(None)
+    assert cfg == ExporterConfig()
+    assert dict(cfg.policies) == dict(BUILTIN_POLICIES)
+    isp, default = cfg.policies["isp"], cfg.policies["default"]
+    assert cfg.policy_for("isp", {}) is isp
+    assert cfg.policy_for("router", {}) is default
+    assert cfg.policy_for("router", {"probe_policy": "isp"}) is isp
+    assert cfg.policy_for("isp", {"probe_policy": "nonexistent"}) is isp  # unknown label -> role mapping
+    # every default round fits its interval, with room for the send burst
+    assert all(p.busy < p.interval for p in cfg.policies.values())
+
+
+def test_detection_and_false_down_budget_of_the_defaults():
+    """The targets in the issue, computed from the default policies (docs/icmp.md shows the sums)."""
+    q = 0.01  # 1 % random packet loss
+    isp, default = BUILTIN_POLICIES["isp"], BUILTIN_POLICIES["default"]
+    for policy, worst_detect, max_false_per_device_year in ((isp, 3.0, 1e-4), (default, 20.0, 1e-5)):
+        detect = policy.down_after * policy.interval + policy.busy  # dark right after a good round
+        assert detect <= worst_detect
+        rounds_per_year = 365 * 86400 / policy.interval
+        assert (q ** policy.packets) ** policy.down_after * rounds_per_year < max_false_per_device_year
+
+
+def test_valid_full_file_overrides_and_inherits():
+    cfg = load_config(str(DATA / "valid-full.yml"))
+    assert cfg.policies["isp"].packets == 4 and cfg.policies["isp"].up_after == 3
+    core = cfg.policies["core"]
+    assert (core.interval, core.timeout) == (10.0, 3.0)
+    assert core.packets == BUILTIN_POLICIES["default"].packets  # unspecified fields from `default`
+    assert cfg.policy_for("router", {}) is core
+    assert cfg.policy_for("switch", {"ping_policy": "isp"}) is cfg.policies["isp"]
+    assert cfg.icmp.mode == "unprivileged" and cfg.icmp.source_ipv4 == "192.0.2.1"
+    assert [str(n) for n in cfg.probe.allowed_cidrs] == ["198.18.0.0/15", "2001:2::/48"]
+    assert cfg.inventory.poll_interval == 1.0
+
+
+def test_zero_spacing_and_millisecond_durations():
+    cfg = loads_config("policies:\n  x: {interval: 250ms, packets: 1, spacing: 0, timeout: 0.2}\n")
+    x = cfg.policies["x"]
+    assert (x.interval, x.spacing, x.timeout) == (0.25, 0.0, 0.2)
+
+
+def test_check_config_command(capsys):
+    assert main(["exporter", "--check-config", str(DATA / "valid-full.yml")]) == 0
+    assert "isp every 2s" in capsys.readouterr().out
+    assert main(["exporter", "--check-config", str(DATA / "invalid-icmp.yml")]) == 1
+    err = capsys.readouterr().err
+    assert "invalid-icmp.yml:2: icmp.mode" in err and "3 error(s)" in err
+
+
+def test_the_documented_config_is_valid_and_equals_the_defaults():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "icmp.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert loads_config(block, "docs/icmp.md") == ExporterConfig()
