@@ -176,6 +176,13 @@ def test_inventory_service_down_exporter_keeps_probing_last_targets(testbed, pla
     finally:
         service.start()
         service.wait_healthy(30)
+
+
+def test_inventory_service_back_reload_gauge_recovers(testbed, background):
+    """After the outage above, the next successful poll (an unchanged inventory: 304) is a
+    successful reload; a gauge stuck at 0 would keep InventoryReloadFailed firing forever."""
+    if "inventory-service" not in testbed.daemons:
+        pytest.skip("no inventory service")
     assert wait_metric(testbed, "wardops_exporter_inventory_reload_success", lambda v: v == 1, 60) == 1
 
 
