@@ -59,6 +59,17 @@ def test_second_up_is_harmless_and_keeps_the_same_processes(stack):
     assert {n: s["pid"] for n, s in stack.status().items()} == before
 
 
+def test_up_with_changed_flags_restarts_only_the_changed_daemon(stack):
+    before = {n: s["pid"] for n, s in stack.status().items()}
+    changed = Stack(StackSettings(**{**stack.settings.__dict__, "evaluation_interval": "4s"}))
+    actions = changed.up(log=lambda _msg: None)
+    assert actions["vmalert"] == "restarted" and actions["victoria-metrics"] in ("running", "reloaded")
+    after = {n: s["pid"] for n, s in changed.status().items()}
+    assert after["vmalert"] != before["vmalert"] and after["victoria-metrics"] == before["victoria-metrics"]
+    args = Path(f"/proc/{after['vmalert']}/cmdline").read_bytes().split(b"\0")
+    assert b"-evaluationInterval=4s" in args
+
+
 def test_alert_reaches_the_webhook_through_the_whole_chain(stack):
     out = stack.dir / "notifications.jsonl"
     deadline = time.monotonic() + 90

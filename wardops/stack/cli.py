@@ -59,7 +59,7 @@ def run_up(args) -> int:
         print(f"wardops stack up: {exc}", file=sys.stderr)
         return 1
     for name, action in actions.items():
-        if action != "started":
+        if action in ("running", "reloaded"):
             print(f"stack: {name} already running ({action})")
     print_urls(stack)
     return 0

@@ -6,6 +6,7 @@ A pid alone is not trusted (pids are reused): the pid file also holds the proces
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -42,6 +43,17 @@ class Daemon:
         self.pid_file.unlink(missing_ok=True)
         return None
 
+    @property
+    def argv_file(self) -> Path:
+        return self.pid_file.with_suffix(".argv")
+
+    def started_with(self) -> tuple[str, ...] | None:
+        """The argv the running copy was started with (None if unknown)."""
+        try:
+            return tuple(json.loads(self.argv_file.read_text()))
+        except (FileNotFoundError, ValueError):
+            return None
+
     def healthy(self, timeout: float = 1.0) -> bool:
         try:
             with urllib.request.urlopen(self.health_url, timeout=timeout) as resp:
@@ -64,6 +76,7 @@ class Daemon:
             )
         stat = _stat(proc.pid)
         self.pid_file.write_text(f"{proc.pid} {stat[1] if stat else 0}\n")
+        self.argv_file.write_text(json.dumps(list(self.argv)) + "\n")
         # Reap it when it ends while we are still around (no zombies in long-lived callers).
         _children[proc.pid] = proc
         return proc.pid
@@ -91,6 +104,7 @@ class Daemon:
             _signal(pid, signal.SIGKILL)
             _wait_gone(pid, 5.0)
         self.pid_file.unlink(missing_ok=True)
+        self.argv_file.unlink(missing_ok=True)
         return True
 
     def kill(self) -> bool:
@@ -101,6 +115,7 @@ class Daemon:
         _signal(pid, signal.SIGKILL)
         _wait_gone(pid, 5.0)
         self.pid_file.unlink(missing_ok=True)
+        self.argv_file.unlink(missing_ok=True)
         return True
 
 

@@ -182,7 +182,8 @@ class Stack:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def up(self, log=print) -> dict[str, str]:
-        """Start what is not running, reload what is, wait for health. Returns name -> action."""
+        """Start what is not running, reload what is (restart it if its flags or config paths
+        changed), wait for health. Returns name -> "started" | "restarted" | "reloaded" | "running"."""
         self.dir.mkdir(parents=True, exist_ok=True)
         files = self.config_files()
         (self.dir / "files.json").write_text(json.dumps(
@@ -193,14 +194,17 @@ class Stack:
         try:
             for name, daemon in self.daemons(files).items():
                 if daemon.pid() is not None:
-                    actions[name] = "reloaded" if self._reload(name) else "running"
-                    daemon.wait_healthy(self.settings.health_timeout)
-                    continue
+                    if daemon.started_with() == daemon.argv:
+                        actions[name] = "reloaded" if self._reload(name) else "running"
+                        daemon.wait_healthy(self.settings.health_timeout)
+                        continue
+                    daemon.stop()  # new ports, paths or flags: a reload would not apply them
+                    actions[name] = "restarted"
                 daemon.start()
                 started.append(daemon)
                 daemon.wait_healthy(self.settings.health_timeout)
-                actions[name] = "started"
-                log(f"stack: {name} started ({daemon.url}, log {daemon.log_file})")
+                actions[name] = actions.get(name, "started")
+                log(f"stack: {name} {actions[name]} ({daemon.url}, log {daemon.log_file})")
         except StackError:
             for daemon in reversed(started):  # leave nothing half-started behind
                 daemon.stop()
