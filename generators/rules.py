@@ -149,8 +149,10 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
     for cls in loss_classes:
         sent = _selector("wardops_icmp_packets_sent_total", cls, loss_overridden)
         recv = _selector("wardops_icmp_packets_received_total", cls, loss_overridden)
+        # Only devices up for the whole window: after an outage the window still holds the packets
+        # lost while the device was DOWN, which DeviceDown already reported.
         expr = (f"(1 - increase({recv}[{t.loss_window}]) / increase({sent}[{t.loss_window}])) * 100"
-                f" > {_number_text(cls.value)} and on(device) (wardops_icmp_up == 1)")
+                f" > {_number_text(cls.value)} and on(device) (min_over_time(wardops_icmp_up[{t.loss_window}]) == 1)")
         device_rules.append(alert("HighPacketLoss", expr, "warning", "device", t.loss_for,
                                   {"threshold": _number_text(cls.value)}))
     latency_classes = threshold_classes(inv, LATENCY_LABEL, t.latency_ms, 60000)

@@ -218,6 +218,32 @@ def test_loss_alerts_only_above_threshold_and_per_device_override(rules_dir, rul
     run_promtool(rules_dir, "loss", inputs, alerts)
 
 
+def test_no_packet_loss_alert_for_the_outage_after_recovery(rules_dir, rule_index):
+    """Packets lost while the device was DOWN are DeviceDown's story, not HighPacketLoss's after it
+    comes back (the loss window still holds the outage; found by bench/detection_latency.py)."""
+    states = "U" * 30 + "D" * 30 + "U" * 40
+    labels = device_labels("a-rtr1")
+    sent, received, s, r = [], [], 0, 0
+    for state in states:
+        sent.append(str(s))
+        received.append(str(r))
+        s += 10
+        r += 10 if state == "U" else 0
+    inputs = device_series("a-rtr1", states) + [
+        {"series": series("wardops_icmp_packets_sent_total", labels), "values": " ".join(sent)},
+        {"series": series("wardops_icmp_packets_received_total", labels), "values": " ".join(received)}]
+    alerts = [
+        {"eval_time": "500s", "alertname": "DeviceDown",
+         "exp_alerts": [expect(rule_index, "DeviceDown", labels, 300, "warning")]},
+        {"eval_time": "500s", "alertname": "HighPacketLoss", "exp_alerts": []},
+        # Up again from 600 s; the 5 m loss window holds the outage until ~900 s.
+        {"eval_time": "760s", "alertname": "HighPacketLoss", "exp_alerts": []},
+        {"eval_time": "860s", "alertname": "HighPacketLoss", "exp_alerts": []},
+        {"eval_time": "990s", "alertname": "HighPacketLoss", "exp_alerts": []},
+    ]
+    run_promtool(rules_dir, "loss_after_outage", inputs, alerts)
+
+
 def test_loss_override_class_fires_above_its_own_threshold(rules_dir, rule_index):
     steps = 70
     inputs = device_series("a-atm1", "U" * steps) + counters("a-atm1", steps, 10, 6)  # 40 % > 30 %
