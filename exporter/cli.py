@@ -16,6 +16,8 @@ from exporter.web import WebServer, parse_listen
 def configure(parser) -> None:
     parser.add_argument("--inventory", metavar="FILE|URL",
                         help="inventory YAML file, or the inventory service's HTTP SD URL")
+    parser.add_argument("--inventory.bearer-token-file", dest="inventory_token_file", metavar="FILE",
+                        help="read token for an inventory service that requires one (re-read on every poll)")
     parser.add_argument("--config.file", dest="config_file", metavar="FILE", help="exporter config YAML")
     parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9118", metavar="HOST:PORT")
     parser.add_argument("--shard", metavar="i/n", help="probe only devices with shard_of(name, n) == i")
@@ -66,7 +68,7 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"wardops exporter: {exc}", file=sys.stderr)
         return 2
-    source = open_source(args.inventory, cfg.inventory.timeout)
+    source = open_source(args.inventory, cfg.inventory.timeout, args.inventory_token_file)
     exporter = Exporter(source, cfg, netns=args.netns, shard=shard, log=log, config_path=args.config_file)
     ok, message = exporter.refresh(force=True)
     if not ok and not args.inventory.startswith(("http://", "https://")):

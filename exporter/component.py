@@ -19,9 +19,10 @@ from exporter.config import ExporterConfig
 from exporter.exposition import Exposition, Family, Section
 from inventory.model import Device, Inventory
 
-# name -> "module:Class"; imported only when used. The SNMP helper adds "snmp" here.
+# name -> "module:Class"; imported only when used.
 COMPONENTS: dict[str, str] = {
     "icmp": "exporter.icmp.component:IcmpComponent",
+    "snmp": "exporter.snmp.component:SnmpComponent",
 }
 
 

@@ -86,6 +86,17 @@ class InventorySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SnmpSettings:
+    """SNMP polling of inventory devices with an `snmp` profile (exporter/snmp/)."""
+
+    enabled: bool = True
+    interval: float = 60.0  # round start to round start
+    concurrency: int = 64  # devices polled at once
+    static_every: int = 10  # re-walk names/aliases/types/speeds every Nth poll of a device
+    deadline: float | None = None  # per-device budget; None: min(interval, 8 x timeout x (retries + 1))
+
+
+@dataclass(frozen=True, slots=True)
 class ExporterConfig:
     policies: Mapping[str, Policy] = field(default_factory=lambda: BUILTIN_POLICIES)
     role_policies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({"isp": "isp"}))
@@ -94,6 +105,7 @@ class ExporterConfig:
     icmp: IcmpSettings = field(default_factory=IcmpSettings)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     inventory: InventorySettings = field(default_factory=InventorySettings)
+    snmp: SnmpSettings = field(default_factory=SnmpSettings)
     source: str = field(default="", compare=False)
 
     def policy_for(self, role: str, labels: Mapping[str, str]) -> Policy:
@@ -107,7 +119,8 @@ class ExporterConfig:
         return self.policies[name]
 
 
-TOP_KEYS = ("policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory")
+TOP_KEYS = ("policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory", "snmp")
+SNMP_KEYS = ("enabled", "interval", "concurrency", "static_every", "deadline")
 
 
 def load_config(path: str | None) -> ExporterConfig:
@@ -218,11 +231,12 @@ class _Builder:
         icmp = self.icmp(top.get("icmp", {}))
         probe = self.probe(top.get("probe", {}))
         inventory = self.inventory(top.get("inventory", {}))
+        snmp = self.snmp(top.get("snmp", {}))
         if self.problems:
             raise ConfigError(self.problems)
         return ExporterConfig(policies=MappingProxyType(policies), role_policies=MappingProxyType(role_policies),
                               default_policy=default_policy, policy_label=policy_label, icmp=icmp,
-                              probe=probe, inventory=inventory, source=self.source)
+                              probe=probe, inventory=inventory, snmp=snmp, source=self.source)
 
     def policies(self, value) -> dict[str, Policy]:
         out = dict(BUILTIN_POLICIES)
@@ -327,3 +341,25 @@ class _Builder:
             return InventorySettings()
         return InventorySettings(poll_interval=self.duration(m, path, "poll_interval", 5.0, 0.1, 3600),
                                  timeout=self.duration(m, path, "timeout", 10.0, 0.0, 300))
+
+    def snmp(self, value) -> SnmpSettings:
+        path = ("snmp",)
+        m = self.mapping(value, path, SNMP_KEYS)
+        if m is None:
+            return SnmpSettings()
+        base = SnmpSettings()
+        enabled = m.get("enabled", base.enabled)
+        if not isinstance(enabled, bool):
+            self.error(path + ("enabled",), f"must be true or false, got {_kind(enabled)}")
+            enabled = base.enabled
+        interval = self.duration(m, path, "interval", base.interval, 1.0, 3600)
+        deadline = None
+        if m.get("deadline") is not None:
+            deadline = self.duration(m, path, "deadline", 0.0, 0.0, 3600)
+            if deadline and deadline > interval:
+                self.error(path + ("deadline",), f"must not exceed snmp.interval {interval:g}s, got {deadline:g}s")
+            deadline = deadline or None
+        return SnmpSettings(enabled=enabled, interval=interval,
+                            concurrency=self.integer(m, path, "concurrency", base.concurrency, 1, 4096),
+                            static_every=self.integer(m, path, "static_every", base.static_every, 1, 1000),
+                            deadline=deadline)

@@ -1,7 +1,7 @@
 """/probe modules: one prober per protocol, same signature, dispatched by a table.
 
 A prober is `async def probe(runtime, target, params) -> ProbeResult`; it runs on the probing
-event loop (the web thread submits it there). The SNMP helper adds `"snmp": "exporter.snmp.probe:probe"`.
+event loop (the web thread submits it there). A prober raises ProbeRefused for a target its module must not probe (403).
 """
 
 from __future__ import annotations
@@ -16,7 +16,12 @@ from inventory.model import Device
 
 PROBERS: dict[str, str] = {
     "icmp": "exporter.icmp.probe:probe",
+    "snmp": "exporter.snmp.probe:probe",
 }
+
+
+class ProbeRefused(Exception):
+    """A prober's 403: the target exists but this module may not probe it (e.g. no SNMP profile)."""
 
 
 @dataclass(frozen=True, slots=True)

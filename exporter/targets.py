@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 from inventory import InventoryError, load_inventory
+from inventory.loader import inventory_from_data
 from inventory.model import (
     NAME_RE,
     ROLES,
@@ -19,9 +22,14 @@ from inventory.model import (
     SD_META_SNMP,
     Device,
     Inventory,
+    SnmpProfile,
     frozen_labels,
     shard_of,
 )
+from inventory.secrets import Secret, SecretError
+
+SD_PATH = "/api/v1/sd"
+PROFILES_PATH = "/api/v1/snmp-profiles"
 
 
 class TargetError(Exception):
@@ -76,37 +84,85 @@ class FileSource:
         return inv
 
 
-class HttpSdSource:
-    """GET the HTTP SD JSON with If-None-Match; 304 means unchanged."""
+def profiles_url(sd_url: str) -> str:
+    """<base>/api/v1/sd[?filters] -> <base>/api/v1/snmp-profiles (the SD URL's own base)."""
+    parts = urlsplit(sd_url)
+    base = parts.path.rstrip("/")
+    base = base[: -len(SD_PATH)] if base.endswith(SD_PATH) else base.rsplit("/", 1)[0]
+    return urlunsplit((parts.scheme, parts.netloc, base + PROFILES_PATH, "", ""))
 
-    def __init__(self, url: str, timeout: float = 10.0):
+
+class HttpSdSource:
+    """GET the HTTP SD JSON and the SNMP profiles (references only) with If-None-Match; 304 means
+    unchanged. Both must succeed for a new set: a failure of either keeps the last good inventory."""
+
+    def __init__(self, url: str, timeout: float = 10.0, profiles: str | None = None,
+                 token: Secret | None = None):
         self.url = url
+        self.profiles_url = profiles or profiles_url(url)
         self.timeout = timeout
-        self._etag: str | None = None
+        self.token = token  # read on every poll, so a rotated token file is picked up
+        self._etags: dict[str, str | None] = {}
+        self._devices: tuple[Device, ...] = ()
+        self._profiles: Mapping[str, SnmpProfile] = MappingProxyType({})
         self._session = requests.Session()
 
     def describe(self) -> str:
         return self.url
 
-    def poll(self, force: bool = False) -> Inventory | None:
+    def _get(self, url: str, force: bool) -> tuple[object, str | None] | None:
+        """(JSON, ETag), None for 304, TargetError otherwise; 404 on the profiles URL: no profiles."""
         headers = {"Accept": "application/json"}
-        if self._etag and not force:
-            headers["If-None-Match"] = self._etag
+        if self.token is not None:
+            try:
+                headers["Authorization"] = f"Bearer {self.token.resolve()}"
+            except SecretError as exc:  # names the reference, never the value
+                raise TargetError(f"{url}: bearer token: {exc}") from None
+        if self._etags.get(url) and not force:
+            headers["If-None-Match"] = self._etags[url]
         try:
-            resp = self._session.get(self.url, headers=headers, timeout=self.timeout)
+            resp = self._session.get(url, headers=headers, timeout=self.timeout)
         except requests.RequestException as exc:
-            raise TargetError(f"{self.url}: {exc.__class__.__name__}: {exc}") from None
+            raise TargetError(f"{url}: {exc.__class__.__name__}: {exc}") from None
         if resp.status_code == 304:
             return None
+        if resp.status_code == 404 and url == self.profiles_url:  # a plain SD server without profiles
+            return {"items": []}, None
         if resp.status_code != 200:
-            raise TargetError(f"{self.url}: HTTP {resp.status_code}")
+            raise TargetError(f"{url}: HTTP {resp.status_code}")
         try:
-            data = resp.json()
+            return resp.json(), resp.headers.get("ETag")
         except ValueError as exc:
-            raise TargetError(f"{self.url}: not JSON: {exc}") from None
-        inv = Inventory(devices=devices_from_sd(data), source=self.url)
-        self._etag = resp.headers.get("ETag")
-        return inv
+            raise TargetError(f"{url}: not JSON: {exc}") from None
+
+    def poll(self, force: bool = False) -> Inventory | None:
+        sd = self._get(self.url, force)
+        profiles = self._get(self.profiles_url, force)
+        if sd is None and profiles is None:
+            return None
+        devices = devices_from_sd(sd[0]) if sd is not None else self._devices
+        snmp_profiles = profiles_from_api(profiles[0], self.profiles_url) if profiles is not None else self._profiles
+        if sd is None and dict(snmp_profiles) == dict(self._profiles):
+            return None  # the service sends no ETag for profiles: compare the content instead
+        # commit only now: a failure above leaves the ETags as they were, so the next poll refetches
+        if sd is not None:
+            self._devices, self._etags[self.url] = devices, sd[1]
+        if profiles is not None:
+            self._profiles, self._etags[self.profiles_url] = snmp_profiles, profiles[1]
+        return Inventory(devices=devices, snmp_profiles=snmp_profiles, source=self.url)
+
+
+def profiles_from_api(data: object, url: str) -> Mapping[str, SnmpProfile]:
+    """`{"items": [{"name": ..., **profile fields}]}` -> profiles, validated by the inventory loader."""
+    items = data.get("items") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("name"), str) for i in items):
+        raise TargetError(f"{url}: want {{\"items\": [{{\"name\": ..., ...}}]}}")
+    plain = {"snmp_profiles": {i["name"]: {k: v for k, v in i.items() if k != "name"} for i in items}}
+    try:
+        return inventory_from_data(plain, url).snmp_profiles
+    except InventoryError as exc:
+        shown = "; ".join(str(p) for p in exc.problems[:5])
+        raise TargetError(f"{url}: invalid snmp profiles: {shown}") from None
 
 
 def devices_from_sd(data: object) -> tuple[Device, ...]:
@@ -158,9 +214,9 @@ def devices_from_sd(data: object) -> tuple[Device, ...]:
     return tuple(devices)
 
 
-def open_source(spec: str, timeout: float = 10.0) -> FileSource | HttpSdSource:
+def open_source(spec: str, timeout: float = 10.0, token_file: str | None = None) -> FileSource | HttpSdSource:
     if spec.startswith(("http://", "https://")):
-        return HttpSdSource(spec, timeout)
+        return HttpSdSource(spec, timeout, token=Secret("file", token_file) if token_file else None)
     return FileSource(spec)
 
 

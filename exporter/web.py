@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 from exporter.exposition import CONTENT_TYPE
-from exporter.probers import PROBERS, ProbeResult, get_prober, render_probe
+from exporter.probers import PROBERS, ProbeRefused, ProbeResult, get_prober, render_probe
 
 INDEX = b"""<html><head><title>wardops exporter</title></head><body><h1>wardops exporter</h1>
 <p><a href="/metrics">/metrics</a> (?role=isp, ?exclude_role=isp) &middot;
-/probe?target=IP|NAME&amp;module=icmp &middot; <a href="/-/healthy">/-/healthy</a> &middot;
+/probe?target=IP|NAME&amp;module=icmp|snmp &middot; <a href="/-/healthy">/-/healthy</a> &middot;
 <a href="/-/ready">/-/ready</a> &middot; POST /-/reload</p></body></html>
 """
 
@@ -103,6 +103,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                timeout + 5)
         except TimeoutError:
             result = ProbeResult(False)  # a probe that ran out of time failed; it is not a server error
+        except ProbeRefused as exc:
+            return self._send(403, f"{exc}\n".encode())
         except Exception as exc:
             return self._send(500, f"probe failed: {exc.__class__.__name__}: {exc}\n".encode())
         return self._send(200, render_probe(resolved, result, time.monotonic() - started), CONTENT_TYPE)

@@ -131,13 +131,14 @@ class SnmpPoller:
     def __init__(self, devices: Iterable[Device], profiles: Mapping[str, SnmpProfile], *,
                  concurrency: int = DEFAULT_CONCURRENCY, interval: float = DEFAULT_INTERVAL,
                  static_every: int = DEFAULT_STATIC_EVERY, environ: dict[str, str] | None = None,
-                 requester_for: Callable[[Target], Requester] | None = None):
+                 requester_for: Callable[[Target], Requester] | None = None, deadline: float | None = None):
         """`requester_for`: a seam for tests (target -> request function); default: the real clients."""
         if concurrency < 1 or interval <= 0 or static_every < 1:
             raise ValueError("concurrency, interval and static_every must be positive")
         self.concurrency = concurrency
         self.interval = interval
         self.static_every = static_every
+        self.deadline = deadline  # per-device budget; None: derived from the profile (poll_device)
         self._environ = environ
         self._community = CommunityClient()
         self._usm = UsmClient()
@@ -252,7 +253,7 @@ class SnmpPoller:
             return DeviceSample(device=device, up=False, error="no_profile", duration=0.0, timestamp=time.time())
         if cache is None:
             cache = self._caches.setdefault(device.name, _DeviceCache())
-        deadline = max(1.0, min(self.interval, profile.timeout * (profile.retries + 1) * 8))
+        deadline = self.deadline or max(1.0, min(self.interval, profile.timeout * (profile.retries + 1) * 8))
         try:
             sample = await asyncio.wait_for(self._poll(device, profile, cache, started), deadline)
             if cache.last_error is not None:

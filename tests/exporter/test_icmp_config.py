@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import BUILTIN_POLICIES, ConfigError, ExporterConfig, load_config, loads_config
+from exporter.config import (
+    BUILTIN_POLICIES,
+    ConfigError,
+    ExporterConfig,
+    SnmpSettings,
+    load_config,
+    loads_config,
+)
 from wardops.cli import main
 
 DATA = Path(__file__).parent / "testdata"
@@ -10,7 +17,7 @@ DATA = Path(__file__).parent / "testdata"
 # One tiny file per failure, each with every message it must produce (in order).
 INVALID = {
     "invalid-unknown-top-key.yml": [
-        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory)"],
+        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp)"],
     "invalid-unknown-policy-key.yml": [
         "4: policies.isp.retries: unknown key (allowed: interval, packets, spacing, timeout, down_after, up_after)"],
     "invalid-duration.yml": [
@@ -36,6 +43,14 @@ INVALID = {
     "invalid-policies-list.yml": ["1: policies: must be a mapping of policy name to settings, got a list"],
     "invalid-yaml-syntax.yml": ["3: YAML syntax error: did not find expected ',' or '}'"],
     "invalid-duplicate-key.yml": ["4: duplicate key 'interval'"],
+    "invalid-snmp.yml": [
+        "7: snmp.community: unknown key (allowed: enabled, interval, concurrency, static_every, deadline)",
+        "2: snmp.enabled: must be true or false, got string 'yes'",
+        "3: snmp.interval: must be a duration above 1s to 3600s (seconds, or like 500ms, 2s, 1m), got string '500ms'",
+        "6: snmp.deadline: must not exceed snmp.interval 60s, got 120s",
+        "4: snmp.concurrency: must be a whole number from 1 to 4096, got number 0",
+        "5: snmp.static_every: must be a whole number from 1 to 1000, got string 'many'"],
+    "invalid-snmp-deadline.yml": ["1: snmp.deadline: must not exceed snmp.interval 30s, got 45s"],
 }
 
 
@@ -106,3 +121,11 @@ def test_the_documented_config_is_valid_and_equals_the_defaults():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "icmp.md").read_text()
     block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert loads_config(block, "docs/icmp.md") == ExporterConfig()
+
+
+def test_snmp_section_defaults_and_overrides():
+    assert load_config(None).snmp == SnmpSettings()
+    assert (SnmpSettings().enabled, SnmpSettings().interval, SnmpSettings().concurrency) == (True, 60.0, 64)
+    cfg = loads_config("snmp: {enabled: false, interval: 30s, concurrency: 8, static_every: 5, deadline: 10s}\n")
+    assert cfg.snmp == SnmpSettings(enabled=False, interval=30.0, concurrency=8, static_every=5, deadline=10.0)
+    assert loads_config("snmp: {deadline: null}\n").snmp.deadline is None

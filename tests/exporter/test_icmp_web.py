@@ -185,21 +185,25 @@ def test_devices_from_sd():
 
 
 def test_http_sd_source_uses_etag_and_keeps_last_good():
-    state = {"body": json.dumps(SD), "etag": '"v1"', "requests": []}
+    profiles = {"items": [{"name": "core", "version": "2c", "community_env": "WARDOPS_TEST_COMMUNITY"}]}
+    state = {"/api/v1/sd": [json.dumps(SD), '"v1"'], "/api/v1/snmp-profiles": [json.dumps(profiles), '"p1"'],
+             "requests": []}
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *a):
             pass
 
         def do_GET(self):
-            state["requests"].append(self.headers.get("If-None-Match"))
-            if self.headers.get("If-None-Match") == state["etag"]:
+            path = self.path.split("?")[0]
+            body, etag = state[path]
+            state["requests"].append((path, self.headers.get("If-None-Match")))
+            if self.headers.get("If-None-Match") == etag:
                 self.send_response(304)
                 self.end_headers()
                 return
-            body = state["body"].encode()
+            body = body.encode()
             self.send_response(200)
-            self.send_header("ETag", state["etag"])
+            self.send_header("ETag", etag)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -207,15 +211,28 @@ def test_http_sd_source_uses_etag_and_keeps_last_good():
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        src = HttpSdSource(f"http://127.0.0.1:{httpd.server_address[1]}/api/v1/sd")
+        src = HttpSdSource(f"http://127.0.0.1:{httpd.server_address[1]}/api/v1/sd?exclude_role=isp")
         exp = Exporter(src, loads_config(""), log=logging.getLogger("test.sd"), components=())
         assert exp.refresh() == (True, "2 devices")
-        assert exp.refresh() == (True, "unchanged")  # 304
-        assert state["requests"][-1] == '"v1"'
-        state["body"], state["etag"] = "{not json", '"v2"'
+        assert list(exp.inventory.snmp_profiles) == ["core"]
+        assert exp.inventory.snmp_profiles["core"].community.ref == "WARDOPS_TEST_COMMUNITY"
+        assert exp.refresh() == (True, "unchanged")  # 304 for both
+        assert state["requests"][-2:] == [("/api/v1/sd", '"v1"'), ("/api/v1/snmp-profiles", '"p1"')]
+        # only the profiles changed: a new inventory with the same devices and the new profiles
+        state["/api/v1/snmp-profiles"] = [json.dumps({"items": []}), '"p2"']
+        assert exp.refresh() == (True, "2 devices") and dict(exp.inventory.snmp_profiles) == {}
+        state["/api/v1/sd"] = ["{not json", '"v2"']
         ok, msg = exp.refresh()
         assert not ok and "not JSON" in msg and exp.reload_success == 0
         assert [d.name for d in exp.devices] == ["isp-a", "rtr-6"]  # last good set kept
+        state["/api/v1/sd"] = [json.dumps(SD[:1]), '"v3"']
+        state["/api/v1/snmp-profiles"] = [json.dumps({"items": [{"name": "core", "version": "2c",
+                                                                  "community": "inline-secret"}]}), '"p3"']
+        ok, msg = exp.refresh()  # invalid profiles: the whole set is kept, devices too
+        assert not ok and "invalid snmp profiles" in msg and "inline-secret" not in msg
+        assert [d.name for d in exp.devices] == ["isp-a", "rtr-6"] and exp.reload_success == 0
+        state["/api/v1/snmp-profiles"] = [json.dumps(profiles), '"p4"']
+        assert exp.refresh() == (True, "1 devices") and list(exp.inventory.snmp_profiles) == ["core"]
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -299,6 +316,52 @@ def test_http_sd_of_the_real_inventory_service_matches_the_file(tmp_path):
             return d.name, d.ip, d.role, d.region, d.branch, d.isp, d.snmp, sorted(d.labels.items())
         assert sorted(map(key, got)) == sorted(map(key, want))
         assert len(got) == 134
+        assert dict(inv.snmp_profiles) == dict(load_inventory(example).snmp_profiles)  # /api/v1/snmp-profiles
+    finally:
+        svc.terminate()
+        svc.wait(10)
+
+
+def test_http_sd_sends_the_bearer_token_when_the_service_requires_one(tmp_path):
+    """A service with WARDOPS_READ_AUTH=token: no token -> 401 kept as an error; the token file works."""
+    import os
+    import socket
+    from pathlib import Path
+
+    from inventory.secrets import Secret
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "inventory.yml"
+    db = f"sqlite:///{tmp_path / 'inv.db'}"
+    cli = [sys.executable, "-m", "wardops.cli", "inventory"]
+    subprocess.run(cli + ["import", "--db", db, str(example)], check=True, capture_output=True, timeout=60)
+    token = "read-token-0123456789abcdef"
+    (tmp_path / "token").write_text(token + "\n")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, WARDOPS_READ_AUTH="token", WARDOPS_READ_TOKENS=token)
+    svc = subprocess.Popen(cli + ["serve", "--db", db, "--listen", f"127.0.0.1:{port}"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/api/v1/sd"
+    try:
+        anonymous = HttpSdSource(url)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                anonymous.poll()
+            except TargetError as exc:
+                if "HTTP 401" in str(exc):
+                    break
+                assert time.monotonic() < deadline, f"inventory service did not come up: {exc}"
+                time.sleep(0.2)
+            else:
+                raise AssertionError("the service answered without a token")
+        inv = HttpSdSource(url, token=Secret("file", str(tmp_path / "token"))).poll()
+        assert inv is not None and len(inv.devices) == 134
+        missing = HttpSdSource(url, token=Secret("file", str(tmp_path / "nope")))
+        with pytest.raises(TargetError, match="bearer token: cannot read secret file") as info:
+            missing.poll()
+        assert token not in str(info.value)
     finally:
         svc.terminate()
         svc.wait(10)
