@@ -1,0 +1,327 @@
+"""`wardops lab ...`: a simulated network for an inventory, built from network namespaces (root only).
+
+The lab's name and inventory are recorded in /run/wardops/lab/NAME.json by `create`, so later
+commands (`down`, `flap`, `branch-down`, ...) take device and branch names from the same inventory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from inventory.errors import InventoryError
+from inventory.loader import load_inventory
+from wardops.lab.flap import Flapper
+from wardops.lab.targets import TargetError, branch_devices, devices_named, ips
+
+STATE_DIR = Path(os.environ.get("WARDOPS_LAB_STATE", "/run/wardops/lab"))
+DEFAULT_NAME = os.environ.get("WARDOPS_LAB", "wd")
+DEFAULT_INVENTORY = "examples/inventory.yml"
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def parse_duration(text: str) -> float:
+    """'20s', '5m', '1h', '500ms' or plain seconds -> seconds."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"bad duration {text!r} (use e.g. 20s, 5m, 500ms)")
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
+
+
+def parse_percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"loss {text!r} must be between 0% and 100%")
+    return value
+
+
+def configure(parser) -> None:
+    parser.add_argument("--name", default=DEFAULT_NAME, help="lab name, <= 8 chars (default %(default)s)")
+    parser.add_argument("--inventory", help="inventory file (default: the one recorded by `create`, "
+                                            f"else {DEFAULT_INVENTORY})")
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    def add(name, help_, func):
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(func=lambda args, _f=func: _guarded(_f, args))
+        return p
+
+    p = add("create", "create the prober/target namespaces answering for the inventory's addresses", cmd_create)
+    p.add_argument("--snmp", action="store_true",
+                   help="also run one snmpd answering the SNMP devices (profile secrets from their env vars)")
+    add("destroy", "remove the lab's namespaces", cmd_destroy)
+    add("status", "show namespaces and which devices are down", cmd_status)
+    p = add("down", "take devices dark (echo requests dropped)", cmd_down)
+    p.add_argument("devices", nargs="+", metavar="DEVICE")
+    p = add("up", "bring devices back (`--all`: every device)", cmd_up)
+    p.add_argument("devices", nargs="*", metavar="DEVICE")
+    p.add_argument("--all", action="store_true")
+    p = add("flap", "toggle devices down/up every PERIOD for a bounded time (foreground)", cmd_flap)
+    p.add_argument("devices", nargs="+", metavar="DEVICE")
+    p.add_argument("--period", type=parse_duration, default=20.0,
+                   help="time in each state: down PERIOD, up PERIOD, ... (default 20s)")
+    p.add_argument("--for", dest="duration", type=parse_duration, default=300.0,
+                   help="how long to flap (default 5m); the devices are left up")
+    p = add("loss", "random loss of echo requests, e.g. `loss 1%%` (0 clears); all devices unless named",
+            cmd_loss)
+    p.add_argument("percent", type=parse_percent)
+    p.add_argument("devices", nargs="*", metavar="DEVICE")
+    p = add("branch-down", "take every device of a branch dark", cmd_branch_down)
+    p.add_argument("branch")
+    p = add("branch-up", "bring every device of a branch back", cmd_branch_up)
+    p.add_argument("branch")
+    p = add("exec", "run a command in the prober namespace, e.g. `exec -- ping -c1 198.18.1.1`", cmd_exec)
+    p.add_argument("argv", nargs=argparse.REMAINDER)
+
+
+# -- plumbing --------------------------------------------------------------------------------
+
+def _guarded(func, args) -> int:
+    if os.geteuid() != 0:
+        print("wardops lab: needs root (it creates network namespaces and nftables rules); "
+              "run it as root, e.g. `sudo .venv/bin/wardops lab ...`", file=sys.stderr)
+        return 2
+    try:
+        return func(args) or 0
+    except (LabError, TargetError, ValueError, _netns_error(), _snmp_error()) as exc:
+        print(f"wardops lab: {exc}", file=sys.stderr)
+        return 1
+    except InventoryError as exc:
+        print(f"wardops lab: invalid inventory:\n{exc}", file=sys.stderr)
+        return 1
+    except subprocess.CalledProcessError as exc:
+        err = (exc.stderr or b"").decode(errors="replace").strip() if isinstance(exc.stderr, bytes) \
+            else (exc.stderr or "").strip()
+        print(f"wardops lab: {' '.join(map(str, exc.cmd))} failed: {err or exc}", file=sys.stderr)
+        return 1
+
+
+def _netns_error() -> type[Exception]:
+    try:
+        from wardops.lab.netns import LabError as NetnsError
+    except ImportError:
+        return LabError
+    return NetnsError
+
+
+def _snmp_error() -> type[Exception]:
+    from wardops.lab.snmplab import SnmpLabError
+
+    return SnmpLabError
+
+
+def lab_class():
+    try:
+        from wardops.lab.netns import Lab
+    except ImportError as exc:  # the core lands separately; say so instead of a traceback
+        raise LabError(f"the namespace lab core (wardops.lab.netns) is not available: {exc}") from exc
+    return Lab
+
+
+def _state_file(name: str) -> Path:
+    return STATE_DIR / f"{name}.json"
+
+
+def _state(name: str) -> dict | None:
+    try:
+        return json.loads(_state_file(name).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def namespaces_exist(name: str) -> bool:
+    return all(Path(f"/run/netns/{name}-{side}").exists() for side in ("p", "t"))
+
+
+def _inventory(args):
+    state = _state(args.name) or {}
+    path = args.inventory or state.get("inventory") or DEFAULT_INVENTORY
+    return load_inventory(path)
+
+
+def _existing_lab(args):
+    if not namespaces_exist(args.name):
+        raise LabError(f"no lab {args.name!r} (namespaces {args.name}-p/{args.name}-t missing); "
+                       f"create it with `wardops lab --name {args.name} create`")
+    return lab_class()(args.name)
+
+
+def _names(devices) -> str:
+    names = [d.name for d in devices]
+    return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def cmd_create(args) -> int:
+    inv = _inventory(args)
+    if args.snmp:  # check the secrets before anything is created
+        from wardops.lab.snmplab import env_value, lab_credentials
+
+        lab_credentials(inv, env_value)
+    Lab = lab_class()
+    lab = Lab(args.name)
+    if namespaces_exist(args.name):
+        print(f"lab {args.name}: already exists")
+    else:
+        lab.create()
+    state = _state(args.name) or {}
+    if args.snmp and not _snmpd_alive(state):
+        from wardops.lab.snmplab import env_value, snmp_devices, start_inventory_snmpd
+
+        if not snmp_devices(inv):
+            raise LabError(f"--snmp: no enabled device of {inv.source} has an SNMP profile")
+        agent, summary = start_inventory_snmpd(f"{args.name}-t", inv, env_value)
+        # The agent outlives this command (own session); `destroy` ends it by its process group.
+        state["snmpd"] = {"pid": agent.pid, "workdir": str(agent.workdir)}
+        print(f"lab {args.name}: {summary}")
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    state.update({"name": args.name, "inventory": str(Path(inv.source).resolve()) if inv.source else None,
+                  "created_at": state.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds")})
+    _state_file(args.name).write_text(json.dumps(state, indent=2) + "\n")
+    print(f"lab {args.name}: prober namespace {args.name}-p, targets namespace {args.name}-t; "
+          f"{len(inv.enabled_devices())} devices of {inv.source} answer ICMP")
+    print(f"  probe from it:   wardops exporter --inventory {inv.source} --netns {args.name}-p")
+    if inv.devices:
+        print(f"  try it:          wardops lab --name {args.name} exec -- ping -c1 {inv.devices[0].ip}")
+    return 0
+
+
+def _snmpd_alive(state: dict) -> bool:
+    pid = (state.get("snmpd") or {}).get("pid")
+    return bool(pid) and Path(f"/proc/{pid}").exists()
+
+
+def _stop_snmpd(state: dict) -> None:
+    agent = state.get("snmpd") or {}
+    if _snmpd_alive(state):
+        try:
+            os.killpg(agent["pid"], signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        for _ in range(50):
+            if not Path(f"/proc/{agent['pid']}").exists():
+                break
+            time.sleep(0.1)
+        else:
+            os.killpg(agent["pid"], signal.SIGKILL)
+    if agent.get("workdir"):
+        shutil.rmtree(agent["workdir"], ignore_errors=True)
+
+
+def cmd_destroy(args) -> int:
+    _stop_snmpd(_state(args.name) or {})
+    if namespaces_exist(args.name):
+        lab_class()(args.name).destroy()
+        print(f"lab {args.name}: destroyed")
+    else:
+        print(f"lab {args.name}: nothing to destroy")
+    _state_file(args.name).unlink(missing_ok=True)
+    return 0
+
+
+def cmd_status(args) -> int:
+    if not namespaces_exist(args.name):
+        print(f"lab {args.name}: not created")
+        return 3
+    lab = _existing_lab(args)
+    inv = _inventory(args)
+    by_ip = {d.ip: d for d in inv.devices}
+    down = sorted(lab.down_ips())
+    snmp = "snmpd running" if _snmpd_alive(_state(args.name) or {}) else "no snmpd"
+    print(f"lab {args.name}: namespaces {args.name}-p, {args.name}-t; inventory {inv.source}; "
+          f"{len(inv.devices)} devices, {len(down)} down; {snmp}")
+    for ip in down:
+        d = by_ip.get(ip)
+        print(f"  down  {ip:<16} {d.name + '  ' + d.branch if d else '(not in inventory)'}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    devices = devices_named(_inventory(args), args.devices)
+    _existing_lab(args).down(ips(devices))
+    print(f"lab {args.name}: down: {_names(devices)}")
+    return 0
+
+
+def cmd_up(args) -> int:
+    lab = _existing_lab(args)
+    if args.all:
+        addresses = sorted(lab.down_ips())
+        lab.up(addresses)
+        print(f"lab {args.name}: up: all ({len(addresses)} were down)")
+        return 0
+    if not args.devices:
+        raise LabError("name the devices to bring up, or --all")
+    devices = devices_named(_inventory(args), args.devices)
+    lab.up(ips(devices))
+    print(f"lab {args.name}: up: {_names(devices)}")
+    return 0
+
+
+def cmd_flap(args) -> int:
+    devices = devices_named(_inventory(args), args.devices)
+    flapper = Flapper(_existing_lab(args), ips(devices), args.period, args.duration)
+    print(f"lab {args.name}: flapping {_names(devices)}: down {args.period:g} s / up {args.period:g} s "
+          f"for {args.duration:g} s (Ctrl-C ends it; the devices are left up)", flush=True)
+    previous = signal.signal(signal.SIGTERM, lambda *_: flapper.stop(timeout=0))
+    try:
+        flapper.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(f"lab {args.name}: flap ended after {len(flapper.transitions)} transitions; devices up")
+    return 0
+
+
+def cmd_loss(args) -> int:
+    lab = _existing_lab(args)
+    if args.devices:
+        devices = devices_named(_inventory(args), args.devices)
+        lab.set_loss(args.percent, ips=ips(devices))
+        what = _names(devices)
+    else:
+        lab.set_loss(args.percent)
+        what = "every device"
+    print(f"lab {args.name}: {args.percent:g}% random loss on {what}" if args.percent
+          else f"lab {args.name}: loss cleared")
+    return 0
+
+
+def cmd_branch_down(args) -> int:
+    devices = branch_devices(_inventory(args), args.branch)
+    _existing_lab(args).down(ips(devices))
+    print(f"lab {args.name}: branch {args.branch!r} down ({len(devices)} devices)")
+    return 0
+
+
+def cmd_branch_up(args) -> int:
+    devices = branch_devices(_inventory(args), args.branch)
+    _existing_lab(args).up(ips(devices))
+    print(f"lab {args.name}: branch {args.branch!r} up ({len(devices)} devices)")
+    return 0
+
+
+def cmd_exec(args) -> int:
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise LabError("give a command, e.g. `wardops lab exec -- ping -c1 198.18.1.1`")
+    lab = _existing_lab(args)
+    return subprocess.run(lab.probe_argv(argv), check=False).returncode  # noqa: S603

@@ -1,0 +1,1 @@
+"""The local monitoring stack: VictoriaMetrics, vmagent, vmalert, Alertmanager and a webhook receiver."""

@@ -1,0 +1,90 @@
+"""`wardops stack up|down|status|webhook`: the local VictoriaMetrics/vmagent/vmalert/Alertmanager stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from wardops.stack.process import StackError
+from wardops.stack.stack import Ports, Stack, StackSettings
+
+DEFAULT_DIR = os.environ.get("WARDOPS_STACK_DIR", ".wardops/stack")
+PORT_FLAGS = {  # flag -> Ports field
+    "--vm-port": "victoria_metrics", "--vmagent-port": "vmagent", "--vmalert-port": "vmalert",
+    "--alertmanager-port": "alertmanager", "--webhook-port": "webhook",
+}
+
+
+def configure(parser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION")
+    up = sub.add_parser("up", help="start (or reload) the stack and wait until it is healthy")
+    _common(up)
+    up.add_argument("--config-dir", type=Path, help="`wardops generate` output dir (rules/, alertmanager/, "
+                                                    "vmagent/); default: minimal built-in configs")
+    defaults = Ports()
+    for flag, field_name in PORT_FLAGS.items():
+        up.add_argument(flag, type=int, default=getattr(defaults, field_name), dest=field_name,
+                        help=f"(default {getattr(defaults, field_name)})")
+    up.add_argument("--retention", default="7d", help="VictoriaMetrics -retentionPeriod (default 7d)")
+    up.add_argument("--evaluation-interval", default="5s", help="vmalert default group interval")
+    up.add_argument("--exporter", default="127.0.0.1:9118",
+                    help="exporter address scraped by the built-in config (default %(default)s)")
+    up.add_argument("--no-webhook", action="store_true", help="do not run the local webhook receiver")
+    up.set_defaults(func=run_up)
+    down = sub.add_parser("down", help="stop every daemon of the stack (SIGTERM, then SIGKILL)")
+    _common(down)
+    down.set_defaults(func=run_down)
+    status = sub.add_parser("status", help="show each daemon's pid, health, URL and log")
+    _common(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=run_status)
+
+
+def _common(p) -> None:
+    p.add_argument("--dir", type=Path, default=Path(DEFAULT_DIR),
+                   help="working directory for data, logs, pid files (default %(default)s)")
+
+
+def run_up(args) -> int:
+    ports = Ports(**{name: getattr(args, name) for name in PORT_FLAGS.values()})
+    settings = StackSettings(dir=args.dir, config_dir=args.config_dir, ports=ports, retention=args.retention,
+                             evaluation_interval=args.evaluation_interval, webhook=not args.no_webhook,
+                             exporter=args.exporter)
+    stack = Stack(settings)
+    try:
+        actions = stack.up()
+    except StackError as exc:
+        print(f"wardops stack up: {exc}", file=sys.stderr)
+        return 1
+    for name, action in actions.items():
+        if action in ("running", "reloaded"):
+            print(f"stack: {name} already running ({action})")
+    print_urls(stack)
+    return 0
+
+
+def print_urls(stack: Stack, out=sys.stdout) -> None:
+    print("stack is up:", file=out)
+    for name, url in stack.urls().items():
+        print(f"  {name:<17} {url}", file=out)
+    print(f"  {'logs':<17} {stack.dir / 'log'}", file=out)
+
+
+def run_down(args) -> int:
+    stopped = Stack.from_dir(args.dir).down()
+    print(f"stack: {len(stopped)} daemon(s) stopped" if stopped else "stack: nothing was running")
+    return 0
+
+
+def run_status(args) -> int:
+    status = Stack.from_dir(args.dir).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        for name, st in status.items():
+            state = "down" if st["pid"] is None else ("healthy" if st["healthy"] else "UNHEALTHY")
+            print(f"{name:<17} {state:<9} pid={st['pid'] or '-':<8} {st['url']}  log {st['log']}")
+    running = [s for s in status.values() if s["pid"] is not None]
+    return 0 if running and all(s["healthy"] for s in running) and len(running) == len(status) else 3

@@ -1,0 +1,294 @@
+"""The local stack as data: which daemons, with which flags and configs, under one working directory.
+
+Layout under DIR: `stack.json` (ports and config sources of the running stack, so `status`/`down`
+need no flags), `run/NAME.pid`, `log/NAME.log`, `data/NAME/` and `config/` (the minimal built-in
+configs, written only when no generated config directory is given).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+from wardops.stack import defaults
+from wardops.stack.process import Daemon, StackError
+
+# Debian package binaries, searched on PATH first and then in /usr/bin.
+BINARIES = {
+    "victoria-metrics": "victoria-metrics",
+    "vmagent": "vmagent",
+    "vmalert": "vmalert",
+    "alertmanager": "prometheus-alertmanager",
+}
+# Start order: storage first, then writers/readers of it, then the notification chain's ends.
+ORDER = ("webhook", "victoria-metrics", "alertmanager", "vmagent", "vmalert")
+
+
+@dataclass(frozen=True)
+class Ports:
+    victoria_metrics: int = 8428
+    vmagent: int = 8429
+    vmalert: int = 8880
+    alertmanager: int = 9093
+    webhook: int = 9095
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    dir: Path
+    config_dir: Path | None = None  # `wardops generate` output; None = minimal built-in configs
+    ports: Ports = field(default_factory=Ports)
+    host: str = "127.0.0.1"
+    retention: str = "7d"
+    # VictoriaMetrics hides samples newer than this (default 30 s): 1 s is the minimum in 1.79.5.
+    latency_offset: str = "1s"
+    evaluation_interval: str = "5s"  # groups without their own `interval`
+    sd_check_interval: str = "10s"
+    webhook: bool = True  # run the local webhook receiver (the default receiver of generated configs)
+    exporter: str = "127.0.0.1:9118"  # scraped by the minimal built-in vmagent config
+    health_timeout: float = 30.0
+
+    def url(self, port: int) -> str:
+        return f"http://{self.host}:{port}"
+
+
+def find_binary(name: str) -> str:
+    package_binary = BINARIES[name]
+    found = shutil.which(package_binary) or (
+        f"/usr/bin/{package_binary}" if Path(f"/usr/bin/{package_binary}").exists() else None)
+    if not found:
+        raise StackError(f"{package_binary} not found on PATH or in /usr/bin "
+                         f"(install the Debian package; scripts/bootstrap does)")
+    return str(Path(found).resolve())
+
+
+class Stack:
+    def __init__(self, settings: StackSettings):
+        self.settings = settings
+        self.dir = settings.dir.resolve()
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_dir(cls, directory: Path) -> Stack:
+        """The stack recorded in DIR/stack.json by a previous `up` (defaults when there is none)."""
+        state = directory / "stack.json"
+        if not state.exists():
+            return cls(StackSettings(dir=directory))
+        data = json.loads(state.read_text())
+        data["dir"] = directory
+        data["ports"] = Ports(**data["ports"])
+        data["config_dir"] = Path(data["config_dir"]) if data.get("config_dir") else None
+        return cls(StackSettings(**data))
+
+    def _save(self) -> None:
+        data = asdict(self.settings)
+        data["dir"] = str(self.dir)
+        data["config_dir"] = str(self.settings.config_dir) if self.settings.config_dir else None
+        (self.dir / "stack.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    # -- config files ------------------------------------------------------------------------
+
+    def config_files(self) -> dict[str, list[Path]]:
+        """scrape config, rule files, alertmanager config: generated ones or the built-in minimal set."""
+        s = self.settings
+        if s.config_dir is not None:
+            cfg = s.config_dir.resolve()
+            rules = sorted((cfg / "rules").glob("*.yml")) + sorted((cfg / "rules").glob("*.yaml"))
+            files = {"scrape": [cfg / "vmagent" / "scrape.yml"], "rules": rules,
+                     "alertmanager": [cfg / "alertmanager" / "alertmanager.yml"]}
+            missing = [str(p) for paths in files.values() for p in paths if not p.exists()]
+            if not rules:
+                missing.append(str(cfg / "rules" / "*.yml"))
+            if missing:
+                raise StackError(f"generated config incomplete in {cfg}: missing {', '.join(missing)} "
+                                 f"(run `wardops generate INVENTORY -o {cfg}`)")
+            return files
+        cfg = self.dir / "config"
+        cfg.mkdir(parents=True, exist_ok=True)
+        written = {
+            "scrape": (cfg / "scrape.yml", defaults.scrape_config(s)),
+            "rules": (cfg / "rules.yml", defaults.rules()),
+            "alertmanager": (cfg / "alertmanager.yml", defaults.alertmanager_config(s)),
+        }
+        for path, text in written.values():
+            path.write_text(text)
+        return {name: [path] for name, (path, _) in written.items()}
+
+    # -- daemons -----------------------------------------------------------------------------
+
+    def daemons(self, files: dict[str, list[Path]] | None = None) -> dict[str, Daemon]:
+        s, p, d = self.settings, self.settings.ports, self.dir
+        files = files if files is not None else self._recorded_files()
+        vm_url = s.url(p.victoria_metrics)
+
+        def listen(port: int) -> str:
+            return f"{s.host}:{port}"
+
+        def daemon(name: str, argv: list[str], health: str) -> Daemon:
+            return Daemon(name=name, argv=tuple(argv), url=health.rsplit("/-/", 1)[0].rsplit("/health", 1)[0],
+                          health_url=health,
+                          pid_file=d / "run" / f"{name}.pid", log_file=d / "log" / f"{name}.log")
+
+        out: dict[str, Daemon] = {}
+        if s.webhook:
+            out["webhook"] = daemon("webhook", [
+                sys.executable, "-m", "wardops.stack.webhook", f"--listen={listen(p.webhook)}",
+                f"--output={d / 'notifications.jsonl'}"], s.url(p.webhook) + "/-/healthy")
+        out["victoria-metrics"] = daemon("victoria-metrics", [
+            find_binary("victoria-metrics"), f"-httpListenAddr={listen(p.victoria_metrics)}",
+            f"-storageDataPath={d / 'data' / 'victoria-metrics'}", f"-retentionPeriod={s.retention}",
+            f"-search.latencyOffset={s.latency_offset}",
+        ], vm_url + "/health")
+        out["alertmanager"] = daemon("alertmanager", [
+            find_binary("alertmanager"), f"--config.file={files['alertmanager'][0]}",
+            f"--storage.path={d / 'data' / 'alertmanager'}", f"--web.listen-address={listen(p.alertmanager)}",
+            f"--web.external-url={s.url(p.alertmanager)}",
+            "--cluster.listen-address=",  # a single local instance: no gossip port
+        ], s.url(p.alertmanager) + "/-/ready")
+        out["vmagent"] = daemon("vmagent", [
+            find_binary("vmagent"), f"-httpListenAddr={listen(p.vmagent)}",
+            f"-promscrape.config={files['scrape'][0]}", f"-remoteWrite.url={vm_url}/api/v1/write",
+            f"-remoteWrite.tmpDataPath={d / 'data' / 'vmagent'}",
+            f"-promscrape.httpSDCheckInterval={s.sd_check_interval}",
+        ], s.url(p.vmagent) + "/health")
+        out["vmalert"] = daemon("vmalert", [
+            find_binary("vmalert"), f"-httpListenAddr={listen(p.vmalert)}",
+            *[f"-rule={r}" for r in files["rules"]],
+            f"-datasource.url={vm_url}", f"-notifier.url={s.url(p.alertmanager)}",
+            # ALERTS/ALERTS_FOR_STATE are written back and read on start: `for` timers survive restarts.
+            f"-remoteWrite.url={vm_url}", f"-remoteRead.url={vm_url}",
+            f"-evaluationInterval={s.evaluation_interval}",
+            # Aligning the query time down to the interval would cost up to one interval of latency.
+            "-datasource.queryTimeAlignment=false",
+            f"-external.url={s.url(p.vmalert)}",
+        ], s.url(p.vmalert) + "/health")
+        return {name: out[name] for name in ORDER if name in out}
+
+    def _recorded_files(self) -> dict[str, list[Path]]:
+        state = self.dir / "files.json"
+        if state.exists():
+            return {k: [Path(p) for p in v] for k, v in json.loads(state.read_text()).items()}
+        # Never started here: paths only (status/down must not write configs into DIR).
+        cfg = self.dir / "config"
+        return {"scrape": [cfg / "scrape.yml"], "rules": [cfg / "rules.yml"],
+                "alertmanager": [cfg / "alertmanager.yml"]}
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def up(self, log=print) -> dict[str, str]:
+        """Start what is not running, reload what is (restart it if its flags or config paths
+        changed), wait for health. Returns name -> "started" | "restarted" | "reloaded" | "running"."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        files = self.config_files()
+        (self.dir / "files.json").write_text(json.dumps(
+            {k: [str(p) for p in v] for k, v in files.items()}, indent=2, sort_keys=True) + "\n")
+        self._save()
+        actions: dict[str, str] = {}
+        started: list[Daemon] = []
+        try:
+            for name, daemon in self.daemons(files).items():
+                if daemon.pid() is not None:
+                    if daemon.started_with() == daemon.argv:
+                        actions[name] = "reloaded" if self._reload(name) else "running"
+                        daemon.wait_healthy(self.settings.health_timeout)
+                        continue
+                    daemon.stop()  # new ports, paths or flags: a reload would not apply them
+                    actions[name] = "restarted"
+                daemon.start()
+                started.append(daemon)
+                daemon.wait_healthy(self.settings.health_timeout)
+                actions[name] = actions.get(name, "started")
+                log(f"stack: {name} {actions[name]} ({daemon.url}, log {daemon.log_file})")
+        except StackError:
+            for daemon in reversed(started):  # leave nothing half-started behind
+                daemon.stop()
+            raise
+        return actions
+
+    def _reload(self, name: str) -> bool:
+        """Ask a running daemon to re-read its config files (a second `up` after regenerating)."""
+        p = self.settings.ports
+        paths = {"vmagent": (p.vmagent, "/-/reload"), "vmalert": (p.vmalert, "/-/reload"),
+                 "alertmanager": (p.alertmanager, "/-/reload")}
+        if name not in paths:
+            return False
+        port, path = paths[name]
+        method = "POST" if name == "alertmanager" else "GET"
+        try:
+            req = urllib.request.Request(self.settings.url(port) + path, method=method)
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return 200 <= resp.status < 300
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def down(self, log=print) -> list[str]:
+        stopped = []
+        for name, daemon in reversed(list(self.daemons().items())):
+            if daemon.stop():
+                stopped.append(name)
+                log(f"stack: {name} stopped")
+        return stopped
+
+    def status(self) -> dict[str, dict]:
+        out = {}
+        for name, daemon in self.daemons().items():
+            pid = daemon.pid()
+            out[name] = {"pid": pid, "healthy": pid is not None and daemon.healthy(),
+                         "url": daemon.url,
+                         "log": str(daemon.log_file)}
+        return out
+
+    def daemon(self, name: str) -> Daemon:
+        return self.daemons()[name]
+
+    def restart(self, name: str) -> None:
+        daemon = self.daemon(name)
+        daemon.stop()
+        daemon.start()
+        daemon.wait_healthy(self.settings.health_timeout)
+
+    def urls(self) -> dict[str, str]:
+        s, p = self.settings, self.settings.ports
+        out = {
+            "vmui": s.url(p.victoria_metrics) + "/vmui",
+            "victoria-metrics": s.url(p.victoria_metrics),
+            "vmagent targets": s.url(p.vmagent) + "/targets",
+            "vmalert": s.url(p.vmalert),
+            "alertmanager": s.url(p.alertmanager),
+        }
+        if s.webhook:
+            out["webhook"] = s.url(p.webhook) + "/alerts"
+            out["notifications"] = str(self.dir / "notifications.jsonl")
+        if s.config_dir is not None:
+            out["dashboards"] = str((s.config_dir / "dashboards").resolve())
+        return out
+
+    def with_ports(self, **ports: int) -> Stack:
+        return Stack(replace(self.settings, ports=replace(self.settings.ports, **ports)))
+
+
+def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
+    """`n` distinct ports free right now (bound to port 0 together, then released)."""
+    import socket
+
+    socks = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def ephemeral_ports() -> Ports:
+    vm, agent, alert, am, hook = free_ports(5)
+    return Ports(victoria_metrics=vm, vmagent=agent, vmalert=alert, alertmanager=am, webhook=hook)
