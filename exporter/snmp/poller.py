@@ -92,6 +92,21 @@ class _DeviceCache:
     if_number: int | None = None
     octets32: bool = False  # the agent has no ifHC* octet counters: walk ifIn/OutOctets instead
     last_error: str | None = None
+    boot_time: float | None = None  # Unix time the agent booted, anchored (see anchor_boot_time)
+
+
+# How far a fresh boot-time estimate (now - sysUpTime) may drift before it replaces the anchor:
+# request latency and clock jitter move it by milliseconds; a reboot or a clock step by far more.
+BOOT_TIME_TOLERANCE = 2.0
+
+
+def anchor_boot_time(anchor: float | None, uptime_ticks: int, now: float) -> float:
+    """The agent's boot time, kept stable across polls so ifLastChange maps to the same timestamp
+    every poll (a value recomputed per poll jitters, and changes() would count every poll)."""
+    estimate = now - uptime_ticks / 100
+    if anchor is None or abs(estimate - anchor) > BOOT_TIME_TOLERANCE:
+        return estimate
+    return anchor
 
 
 def _index_arcs(raw: bytes) -> tuple[int, ...]:
@@ -326,7 +341,9 @@ class SnmpPoller:
         if octets32:
             bits.update({hc: 32 for hc in OCTETS32_FOR.values()})
         exported = cache.state.update(uptime, raw, names, bits)
-        interfaces = self._interfaces(rows, static, cols, exported, uptime, now)
+        if uptime is not None:
+            cache.boot_time = anchor_boot_time(cache.boot_time, uptime, now)
+        interfaces = self._interfaces(rows, static, cols, exported, uptime, cache.boot_time)
         extras = tuple(
             ExtraSample(metric, kind, idx, float(exported.get(row, {}).get(key, value)) if kind == "counter"
                         else float(value))
@@ -337,7 +354,7 @@ class SnmpPoller:
                             interfaces=interfaces, extras=extras)
 
     @staticmethod
-    def _interfaces(rows, static, cols, exported, uptime, now) -> tuple[InterfaceSample, ...]:
+    def _interfaces(rows, static, cols, exported, uptime, boot_time) -> tuple[InterfaceSample, ...]:
         out = []
         used: set[str] = set()
         for row in sorted(rows, key=_index_arcs):
@@ -350,7 +367,7 @@ class SnmpPoller:
             admin = _int(cols["ifAdminStatus"].get(row))
             oper = _int(cols["ifOperStatus"].get(row))
             last = _int(cols["ifLastChange"].get(row))
-            last_change = now - (uptime - last) / 100 if uptime is not None and last is not None and last <= uptime \
+            last_change = boot_time + last / 100 if uptime is not None and last is not None and last <= uptime \
                 else None
             out.append(InterfaceSample(
                 index=index[0] if len(index) == 1 else 0, name=label, alias=alias, if_type=if_type,

@@ -174,3 +174,37 @@ def test_run_polls_every_interval_until_stopped_and_counts_overruns():
     asyncio.run(main())
     assert p.rounds >= 3 and p.overruns == p.rounds  # each 0.25 s round overran the 0.2 s interval
     assert p.snapshot.devices[0].up
+
+
+def test_interface_last_change_is_stable_between_polls_and_moves_with_a_change(monkeypatch):
+    """ifLastChange -> Unix time through an anchored boot time: the same ifLastChange gives the same
+    value on every poll despite request jitter (InterfaceFlapping counts changes of it)."""
+    import time as time_module
+
+    first = snmprec(AgentSpec("a", interfaces=2, uptime_ticks=1_000_000))
+    agent = FakeAgent(first)
+    p = poller_for({"198.18.0.1": agent}, [dev("a", "198.18.0.1")])
+    clock = {"now": 1_700_000_000.0}
+    monkeypatch.setattr(time_module, "time", lambda: clock["now"])
+
+    def last_changes(uptime_line: str, *more: tuple[str, str]) -> list[float]:
+        text = "\n".join(uptime_line if line.startswith("1.3.6.1.2.1.1.3.0|") else line
+                         for line in first.splitlines())
+        for old, new in more:
+            text = text.replace(old, new)
+        agent.load(text)
+        return [i.last_change for i in asyncio.run(p.poll_round()).devices[0].interfaces]
+
+    base = last_changes("1.3.6.1.2.1.1.3.0|67|1000000")
+    assert base == [1_700_000_000.0 - 10.0, 1_700_000_000.0 - 20.0]  # changed 10 s / 20 s before the poll
+    clock["now"] += 60.37  # the next poll, 37 ms late relative to the agent's clock
+    assert last_changes("1.3.6.1.2.1.1.3.0|67|1006000") == base
+    clock["now"] += 60.0  # interface 1 changed state 5 s ago
+    moved = last_changes("1.3.6.1.2.1.1.3.0|67|1012000", ("1.3.6.1.2.1.2.2.1.9.1|67|999000",
+                                                          "1.3.6.1.2.1.2.2.1.9.1|67|1011500"))
+    assert moved[1] == base[1] and moved[0] == base[0] + 125.0
+    clock["now"] += 60.0  # a reboot: uptime back to 30 s, interfaces changed at boot
+    rebooted = last_changes("1.3.6.1.2.1.1.3.0|67|3000", ("1.3.6.1.2.1.2.2.1.9.1|67|999000",
+                                                         "1.3.6.1.2.1.2.2.1.9.1|67|0"),
+                            ("1.3.6.1.2.1.2.2.1.9.2|67|998000", "1.3.6.1.2.1.2.2.1.9.2|67|0"))
+    assert rebooted == [clock["now"] - 30.0] * 2
