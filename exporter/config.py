@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from inventory.errors import InventoryError, Problem
+from inventory.errors import InventoryError, Problem, describe_value
 from inventory.located import read_yaml
 from inventory.model import LABEL_NAME_RE, NAME_RE, ROLES
 
@@ -143,18 +143,6 @@ def loads_config(text: str, source: str = "<config>") -> ExporterConfig:
     return _Builder(locate, source).build(data)
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"boolean {value}"
-    if isinstance(value, str):
-        return f"string {value!r}"
-    if isinstance(value, int | float):
-        return f"number {value}"
-    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else type(value).__name__
-
-
 def _dotted(path: tuple) -> str:
     return ".".join(str(p) for p in path)
 
@@ -170,7 +158,7 @@ class _Builder:
 
     def mapping(self, value, path, allowed) -> dict | None:
         if not isinstance(value, dict):
-            self.error(path, f"must be a mapping, got {_kind(value)}")
+            self.error(path, f"must be a mapping, got {describe_value(value)}")
             return None
         for key in value:
             if key not in allowed:
@@ -189,7 +177,7 @@ class _Builder:
         if seconds is None or not math.isfinite(seconds) or not (low < seconds <= high or (allow_zero and seconds == 0)):
             above = f"from {low:g}s" if allow_zero else f"above {low:g}s"
             self.error(path + (key,), f"must be a duration {above} to {high:g}s "
-                                      f"(seconds, or like 500ms, 2s, 1m), got {_kind(value)}")
+                                      f"(seconds, or like 500ms, 2s, 1m), got {describe_value(value)}")
             return default
         return seconds
 
@@ -198,13 +186,13 @@ class _Builder:
             return default
         value = m[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.error(path + (key,), f"must be a whole number from {low} to {high}, got {_kind(value)}")
+            self.error(path + (key,), f"must be a whole number from {low} to {high}, got {describe_value(value)}")
             return default
         return value
 
     def name(self, value, path, what) -> str | None:
         if not isinstance(value, str) or not NAME_RE.match(value):
-            self.error(path, f"{what} must match [a-z0-9][a-z0-9._-]*, got {_kind(value)}")
+            self.error(path, f"{what} must match [a-z0-9][a-z0-9._-]*, got {describe_value(value)}")
             return None
         return value
 
@@ -227,7 +215,7 @@ class _Builder:
             if isinstance(value, str) and LABEL_NAME_RE.match(value):
                 policy_label = value
             else:
-                self.error(("policy_label",), f"must be a label name [a-z_][a-z0-9_]*, got {_kind(value)}")
+                self.error(("policy_label",), f"must be a label name [a-z_][a-z0-9_]*, got {describe_value(value)}")
         icmp = self.icmp(top.get("icmp", {}))
         probe = self.probe(top.get("probe", {}))
         inventory = self.inventory(top.get("inventory", {}))
@@ -244,7 +232,7 @@ class _Builder:
             return out
         path = ("policies",)
         if not isinstance(value, dict):
-            self.error(path, f"must be a mapping of policy name to settings, got {_kind(value)}")
+            self.error(path, f"must be a mapping of policy name to settings, got {describe_value(value)}")
             return out
         for name, raw in value.items():
             p = path + (name,)
@@ -276,7 +264,7 @@ class _Builder:
             return out
         path = ("role_policies",)
         if not isinstance(value, dict):
-            self.error(path, f"must be a mapping of role to policy name, got {_kind(value)}")
+            self.error(path, f"must be a mapping of role to policy name, got {describe_value(value)}")
             return out
         for role, name in value.items():
             p = path + (role,)
@@ -295,7 +283,7 @@ class _Builder:
             return IcmpSettings()
         mode = m.get("mode", "auto")
         if mode not in MODES:
-            self.error(path + ("mode",), f"must be one of {', '.join(MODES)}, got {_kind(mode)}")
+            self.error(path + ("mode",), f"must be one of {', '.join(MODES)}, got {describe_value(mode)}")
             mode = "auto"
         sources = {}
         for key, version in (("source_ipv4", 4), ("source_ipv6", 6)):
@@ -308,7 +296,7 @@ class _Builder:
             except ValueError:
                 addr = None
             if addr is None or addr.version != version:
-                self.error(path + (key,), f"must be an IPv{version} address, got {_kind(raw)}")
+                self.error(path + (key,), f"must be an IPv{version} address, got {describe_value(raw)}")
                 sources[key] = None
             else:
                 sources[key] = addr.compressed
@@ -323,12 +311,12 @@ class _Builder:
         nets = []
         raw = m.get("allowed_cidrs", [])
         if not isinstance(raw, list):
-            self.error(path + ("allowed_cidrs",), f"must be a list of CIDRs, got {_kind(raw)}")
+            self.error(path + ("allowed_cidrs",), f"must be a list of CIDRs, got {describe_value(raw)}")
             raw = []
         for i, cidr in enumerate(raw):
             try:
                 if not isinstance(cidr, str):
-                    raise ValueError(f"got {_kind(cidr)}")
+                    raise ValueError(f"got {describe_value(cidr)}")
                 nets.append(ipaddress.ip_network(cidr, strict=True))
             except ValueError as exc:
                 self.error(path + ("allowed_cidrs", i), f"invalid CIDR {cidr!r}: {exc}")
@@ -350,7 +338,7 @@ class _Builder:
         base = SnmpSettings()
         enabled = m.get("enabled", base.enabled)
         if not isinstance(enabled, bool):
-            self.error(path + ("enabled",), f"must be true or false, got {_kind(enabled)}")
+            self.error(path + ("enabled",), f"must be true or false, got {describe_value(enabled)}")
             enabled = base.enabled
         interval = self.duration(m, path, "interval", base.interval, 1.0, 3600)
         deadline = None

@@ -13,7 +13,7 @@ from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from inventory.errors import InventoryError, Problem
+from inventory.errors import InventoryError, Problem, describe_value
 from inventory.located import Locator, Path_, read_yaml
 from inventory.model import LABEL_NAME_RE, NAME_RE
 from inventory.schema import json_locator
@@ -163,7 +163,7 @@ class _Checker:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            self.error(path, f"{what} must be a mapping, got {_kind(value)}")
+            self.error(path, f"{what} must be a mapping, got {describe_value(value)}")
             return None
         for key in value:
             if key not in allowed:
@@ -172,7 +172,7 @@ class _Checker:
 
     def text(self, value, path: Path_, what: str) -> str | None:
         if not isinstance(value, str) or not value.strip() or value != value.strip():
-            self.error(path, f"{what} must be a non-empty string without surrounding spaces, got {_kind(value)}")
+            self.error(path, f"{what} must be a non-empty string without surrounding spaces, got {describe_value(value)}")
             return None
         return value
 
@@ -193,7 +193,7 @@ class _Checker:
         if isinstance(value, int) and not isinstance(value, bool) and value == 0:
             value = "0s"
         if not isinstance(value, str) or not _DURATION_RE.match(value):
-            self.error(path + (key,), f"{what}: {key} must be a duration like 2s, 5m or 1h, got {_kind(value)}")
+            self.error(path + (key,), f"{what}: {key} must be a duration like 2s, 5m or 1h, got {describe_value(value)}")
             return default
         return Duration(value)
 
@@ -204,7 +204,7 @@ class _Checker:
         ok = isinstance(value, int) if typ is int else isinstance(value, int | float)
         if isinstance(value, bool) or not ok or not low <= value <= high:
             self.error(path + (key,), f"{what}: {key} must be a {'whole ' if typ is int else ''}number "
-                                      f"from {low} to {high}, got {_kind(value)}")
+                                      f"from {low} to {high}, got {describe_value(value)}")
             return default
         return typ(value)
 
@@ -212,7 +212,7 @@ class _Checker:
         if key not in m:
             return default
         if not isinstance(m[key], bool):
-            self.error(path + (key,), f"{what}: {key} must be true or false, got {_kind(m[key])}")
+            self.error(path + (key,), f"{what}: {key} must be true or false, got {describe_value(m[key])}")
             return default
         return m[key]
 
@@ -231,27 +231,11 @@ class _Checker:
         return Secret(given[0], m[key])
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"boolean {value}"
-    if isinstance(value, str):
-        return f"string {value!r}" if value.strip() else "an empty string"
-    if isinstance(value, int | float):
-        return f"number {value}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def _list(chk: _Checker, value, path: Path_, what: str) -> list:
     if value is None:
         return []
     if not isinstance(value, list):
-        chk.error(path, f"{what} must be a list, got {_kind(value)}")
+        chk.error(path, f"{what} must be a list, got {describe_value(value)}")
         return []
     return value
 
@@ -270,7 +254,7 @@ def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
     if value is None:
         return DEFAULT_SETTINGS.receivers
     if not isinstance(value, dict) or not value:
-        chk.error(path, f"receivers must be a non-empty mapping of name to receiver, got {_kind(value)}")
+        chk.error(path, f"receivers must be a non-empty mapping of name to receiver, got {describe_value(value)}")
         return ()
     out = []
     for name, raw in value.items():
@@ -328,7 +312,7 @@ def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
                 continue
             chat = tm.get("chat_id")
             if isinstance(chat, bool) or not isinstance(chat, int) or chat == 0:
-                chk.error(tp + ("chat_id",), f"{tw}: chat_id must be a non-zero whole number, got {_kind(chat)}")
+                chk.error(tp + ("chat_id",), f"{tw}: chat_id must be a non-zero whole number, got {describe_value(chat)}")
                 chat = None
             if "bot_token_file" in tm:
                 # Alertmanager 0.25 (Debian 12) has no telegram bot_token_file; it arrived in 0.26.
@@ -426,7 +410,7 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
         raw = exp["targets"]
         if not isinstance(raw, list) or not raw:
             chk.error(("exporter", "targets"), f"exporter: targets must be a non-empty list of host:port, "
-                                               f"got {_kind(raw)}")
+                                               f"got {describe_value(raw)}")
         else:
             good = []
             for i, t in enumerate(raw):
@@ -439,7 +423,7 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
             targets = tuple(good)
     scheme = exp.get("scheme", "http")
     if scheme not in ("http", "https"):
-        chk.error(("exporter", "scheme"), f"exporter: scheme must be http or https, got {_kind(scheme)}")
+        chk.error(("exporter", "scheme"), f"exporter: scheme must be http or https, got {describe_value(scheme)}")
 
     inv = chk.mapping(top.get("inventory_service"), ("inventory_service",), "inventory_service", ("url",)) or {}
     inventory_url = chk.url(inv["url"], ("inventory_service", "url"), "inventory_service: url") \
@@ -449,7 +433,7 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
     external = dict(DEFAULT_SETTINGS.external_labels)
     if ext is not None:
         if not isinstance(ext, dict):
-            chk.error(("external_labels",), f"external_labels must be a mapping, got {_kind(ext)}")
+            chk.error(("external_labels",), f"external_labels must be a mapping, got {describe_value(ext)}")
         else:
             external = {}
             for k, v in ext.items():
@@ -457,7 +441,7 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
                     chk.error(("external_labels", k), f"external_labels: invalid label name {k!r}")
                 elif not isinstance(v, str) or not v:
                     chk.error(("external_labels", k), f"external_labels: {k!r} must be a non-empty string "
-                                                      f"(quote numbers), got {_kind(v)}")
+                                                      f"(quote numbers), got {describe_value(v)}")
                 else:
                     external[k] = v
     if chk.problems:

@@ -24,3 +24,20 @@ class InventoryError(Exception):
     def __init__(self, problems: list[Problem]):
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def describe_value(value: object) -> str:
+    """How a wrong value is named in messages: `got number 12`, `got an empty string`, ..."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"boolean {value}"
+    if isinstance(value, str):
+        return f"string {value!r}" if value.strip() else "an empty string"
+    if isinstance(value, int | float):
+        return f"number {value}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__

@@ -14,7 +14,7 @@ import zoneinfo
 from collections.abc import Callable
 from types import MappingProxyType
 
-from inventory.errors import InventoryError, Problem
+from inventory.errors import InventoryError, Problem, describe_value
 from inventory.model import (
     DEFAULT_ROLE,
     EXTRA_OID_TYPES,
@@ -78,7 +78,7 @@ class _Checker:
 
     def mapping(self, value: object, path: Path_, what: str, allowed: tuple[str, ...]) -> dict | None:
         if not isinstance(value, dict):
-            self.error(path, f"{what} must be a mapping, got {_kind(value)}")
+            self.error(path, f"{what} must be a mapping, got {describe_value(value)}")
             return None
         if value.keys() <= _allowed_set(allowed):
             return value
@@ -90,7 +90,7 @@ class _Checker:
 
     def text(self, value: object, path: Path_, what: str) -> str | None:
         if not isinstance(value, str) or not value.strip():
-            self.error(path, f"{what} must be a non-empty string, got {_kind(value)}")
+            self.error(path, f"{what} must be a non-empty string, got {describe_value(value)}")
             return None
         if len(value) > MAX_TEXT or _CONTROL_RE.search(value) or value != value.strip():
             self.error(path, f"{what} must be at most {MAX_TEXT} printable characters "
@@ -100,14 +100,14 @@ class _Checker:
 
     def text_list(self, value: object, path: Path_, what: str) -> tuple[str, ...]:
         if not isinstance(value, list):
-            self.error(path, f"{what} must be a list, got {_kind(value)}")
+            self.error(path, f"{what} must be a list, got {describe_value(value)}")
             return ()
         items = [self.text(v, path + (i,), what) for i, v in enumerate(value)]
         return tuple(v for v in items if v is not None)
 
     def labels(self, value: object, path: Path_, what: str) -> dict[str, str] | None:
         if not isinstance(value, dict):
-            self.error(path, f"{what}: labels must be a mapping, got {_kind(value)}")
+            self.error(path, f"{what}: labels must be a mapping, got {describe_value(value)}")
             return None
         out = {}
         ok = True
@@ -139,22 +139,6 @@ def _line_of(problem: Problem) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"boolean {value}"
-    if isinstance(value, str):
-        return f"string {value!r}" if value.strip() else "an empty string"
-    if isinstance(value, int | float):
-        return f"number {value}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return type(value).__name__
-
-
 def build_inventory(data: object, locate: Locator = json_locator, source: str = "") -> Inventory:
     """Validate `data` and return the Inventory, or raise InventoryError listing every problem."""
     chk = _Checker(locate)
@@ -180,7 +164,7 @@ def _profiles(chk: _Checker, value: object) -> dict[str, SnmpProfile]:
         return {}
     path: Path_ = ("snmp_profiles",)
     if not isinstance(value, dict):
-        chk.error(path, f"snmp_profiles must be a mapping of name to profile, got {_kind(value)}")
+        chk.error(path, f"snmp_profiles must be a mapping of name to profile, got {describe_value(value)}")
         return {}
     out: dict[str, SnmpProfile] = {}
     extra_seen: dict[str, tuple[str, bool, str]] = {}
@@ -204,7 +188,7 @@ def _profiles(chk: _Checker, value: object) -> dict[str, SnmpProfile]:
         if isinstance(version, int | float) and not isinstance(version, bool):
             version = {1: "1", 2: "2c", 3: "3"}.get(version, str(version))
         if version not in SNMP_VERSIONS:
-            chk.error(p + ("version",), f"{what}: version must be one of 1, 2c, 3, got {_kind(m.get('version'))}")
+            chk.error(p + ("version",), f"{what}: version must be one of 1, 2c, 3, got {describe_value(m.get('version'))}")
         secrets = {f: _secret(chk, m, p, what, f) for f in SECRET_FIELDS}
         auth = _choice(chk, m, p, what, "auth_protocol", SNMP_AUTH_PROTOCOLS)
         priv = _choice(chk, m, p, what, "priv_protocol", SNMP_PRIV_PROTOCOLS)
@@ -253,7 +237,7 @@ def _extra_oids(chk, value, p, what, seen: dict) -> tuple[ExtraOid, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or len(value) > MAX_EXTRA_OIDS:
-        chk.error(p, f"{what}: extra_oids must be a list of at most {MAX_EXTRA_OIDS} entries, got {_kind(value)}")
+        chk.error(p, f"{what}: extra_oids must be a list of at most {MAX_EXTRA_OIDS} entries, got {describe_value(value)}")
         return ()
     out = []
     for i, raw in enumerate(value):
@@ -268,15 +252,15 @@ def _extra_oids(chk, value, p, what, seen: dict) -> tuple[ExtraOid, ...]:
         if not isinstance(metric, str) or not _METRIC_RE.match(metric) or metric.endswith("_total") \
                 or metric.startswith(RESERVED_METRIC_PREFIXES) or metric in RESERVED_METRICS:
             chk.error(q + ("metric",), f"{label}: metric must match [a-z][a-z0-9_]* (exported as "
-                                       f"wardops_snmp_<metric>; no _total suffix, not a built-in name), got {_kind(metric)}")
+                                       f"wardops_snmp_<metric>; no _total suffix, not a built-in name), got {describe_value(metric)}")
         if not isinstance(oid_text, str) or not _OID_RE.match(oid_text):
             chk.error(q + ("oid",), f"{label}: oid must be a dotted numeric OID like 1.3.6.1.4.1.9.2.1.58.0, "
-                                    f"got {_kind(oid_text)}")
+                                    f"got {describe_value(oid_text)}")
             oid_text = None
         if kind not in EXTRA_OID_TYPES:
-            chk.error(q + ("type",), f"{label}: type must be one of {', '.join(EXTRA_OID_TYPES)}, got {_kind(kind)}")
+            chk.error(q + ("type",), f"{label}: type must be one of {', '.join(EXTRA_OID_TYPES)}, got {describe_value(kind)}")
         if not isinstance(table, bool):
-            chk.error(q + ("table",), f"{label}: table must be true or false, got {_kind(table)}")
+            chk.error(q + ("table",), f"{label}: table must be true or false, got {describe_value(table)}")
         elif oid_text is not None and not table and not oid_text.endswith(".0"):
             chk.error(q + ("oid",), f"{label}: a scalar oid must be the instance ending in .0 "
                                     "(set table: true to walk a column)")
@@ -316,7 +300,7 @@ def _choice(chk, m, p, what, key, allowed):
     value = m[key]
     if isinstance(value, str) and value.upper() in allowed:
         return value.upper()
-    chk.error(p + (key,), f"{what}: {key} must be one of {', '.join(allowed)}, got {_kind(value)}")
+    chk.error(p + (key,), f"{what}: {key} must be one of {', '.join(allowed)}, got {describe_value(value)}")
     return None
 
 
@@ -327,7 +311,7 @@ def _number(chk, m, p, what, key, default, typ, low, high):
     ok_type = isinstance(value, int) if typ is int else isinstance(value, int | float)
     if isinstance(value, bool) or not ok_type or not (low <= value <= high):
         chk.error(p + (key,), f"{what}: {key} must be a {'whole ' if typ is int else ''}number "
-                              f"from {low} to {high}, got {_kind(value)}")
+                              f"from {low} to {high}, got {describe_value(value)}")
         return default
     return typ(value)
 
@@ -338,7 +322,7 @@ def _classify(chk: _Checker, value: object, profiles: dict) -> list[ClassifyRule
     if value is None:
         return []
     if not isinstance(value, list):
-        chk.error(("classify",), f"classify must be a list of rules, got {_kind(value)}")
+        chk.error(("classify",), f"classify must be a list of rules, got {describe_value(value)}")
         return []
     rules = []
     for i, raw in enumerate(value):
@@ -366,14 +350,14 @@ def _match(chk, value, p, what) -> Match | None:
     if "ip_last_octet" in m:
         v = m["ip_last_octet"]
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 255:
-            chk.error(p + ("ip_last_octet",), f"{what}: ip_last_octet must be 0-255, got {_kind(v)}")
+            chk.error(p + ("ip_last_octet",), f"{what}: ip_last_octet must be 0-255, got {describe_value(v)}")
         else:
             kw["ip_last_octet"] = v
     if "ip_in" in m:
         nets = []
         v = m["ip_in"]
         if not isinstance(v, list) or not v:
-            chk.error(p + ("ip_in",), f"{what}: ip_in must be a non-empty list of CIDRs, got {_kind(v)}")
+            chk.error(p + ("ip_in",), f"{what}: ip_in must be a non-empty list of CIDRs, got {describe_value(v)}")
         else:
             for j, cidr in enumerate(v):
                 try:
@@ -441,7 +425,7 @@ def _fields(chk, m, p, what, profiles) -> dict:
         if isinstance(v, bool):
             out["enabled"] = v
         else:
-            chk.error(p + ("enabled",), f"{what}: enabled must be true or false, got {_kind(v)}")
+            chk.error(p + ("enabled",), f"{what}: enabled must be true or false, got {describe_value(v)}")
     if "labels" in m:
         labels = chk.labels(m["labels"], p + ("labels",), what)
         if labels is not None:
@@ -455,7 +439,7 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
     if value is None:
         return []
     if not isinstance(value, list):
-        chk.error(("devices",), f"devices must be a list, got {_kind(value)}")
+        chk.error(("devices",), f"devices must be a list, got {describe_value(value)}")
         return []
     devices: list[Device] = []
     first_name: dict[str, str] = {}
@@ -471,7 +455,7 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
         where = chk.locate(p)
         if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > MAX_TEXT:
             chk.error(p + ("name",), f"{label}: name must match [a-z0-9][a-z0-9._-]* "
-                                     f"(at most {MAX_TEXT} characters), got {_kind(name)}")
+                                     f"(at most {MAX_TEXT} characters), got {describe_value(name)}")
             name = None
         ip = _ip(chk, m.get("ip"), p + ("ip",), label)
         fields = _fields(chk, m, p, label, profiles)
@@ -507,7 +491,7 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
 
 def _ip(chk, value, p, label):
     if not isinstance(value, str):
-        chk.error(p, f"{label}: ip must be an IPv4 or IPv6 address string, got {_kind(value)}")
+        chk.error(p, f"{label}: ip must be an IPv4 or IPv6 address string, got {describe_value(value)}")
         return None
     try:
         ip = _parse_ip(value)
@@ -556,7 +540,7 @@ def _maintenance(chk: _Checker, value: object, devices: list[Device]) -> list[Ma
     if value is None:
         return []
     if not isinstance(value, list):
-        chk.error(("maintenance",), f"maintenance must be a list of windows, got {_kind(value)}")
+        chk.error(("maintenance",), f"maintenance must be a list of windows, got {describe_value(value)}")
         return []
     known = {"branches": {d.branch for d in devices}, "regions": {d.region for d in devices},
              "devices": {d.name for d in devices}}
@@ -571,7 +555,7 @@ def _maintenance(chk: _Checker, value: object, devices: list[Device]) -> list[Ma
             continue
         before = len(chk.problems)
         if not isinstance(name, str) or not NAME_RE.match(name):
-            chk.error(p + ("name",), f"{what}: name must match [a-z0-9][a-z0-9._-]*, got {_kind(name)}")
+            chk.error(p + ("name",), f"{what}: name must match [a-z0-9][a-z0-9._-]*, got {describe_value(name)}")
         elif name in names:
             chk.error(p + ("name",), f"{what}: duplicate maintenance window name", "duplicate")
         else:
@@ -601,7 +585,7 @@ def _weekdays(chk, value, p, what) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not value:
-        chk.error(p, f"{what}: weekdays must be a non-empty list, got {_kind(value)}")
+        chk.error(p, f"{what}: weekdays must be a non-empty list, got {describe_value(value)}")
         return ()
     out = []
     for j, item in enumerate(value):
@@ -618,7 +602,7 @@ def _times(chk, value, p, what) -> tuple[tuple[str, str], ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or not value:
-        chk.error(p, f"{what}: times must be a non-empty list of \"HH:MM-HH:MM\", got {_kind(value)}")
+        chk.error(p, f"{what}: times must be a non-empty list of \"HH:MM-HH:MM\", got {describe_value(value)}")
         return ()
     out = []
     for j, item in enumerate(value):
