@@ -11,6 +11,7 @@ from exporter.app import Exporter, StartupError
 from exporter.config import ConfigError, load_config
 from exporter.targets import Shard, open_source
 from exporter.web import WebServer, parse_listen
+from inventory.errors import report_problems
 
 
 def configure(parser) -> None:
@@ -47,9 +48,7 @@ def run(args) -> int:
         try:
             cfg = load_config(args.check_config)
         except ConfigError as exc:
-            for p in exc.problems:
-                print(p, file=sys.stderr)
-            print(f"{len(exc.problems)} error(s) in {args.check_config}", file=sys.stderr)
+            report_problems(exc.problems, args.check_config)
             return 1
         print(f"ok: policies {', '.join(f'{p.name} every {p.interval:g}s' for p in cfg.policies.values())}")
         return 0

@@ -7,6 +7,7 @@ import os
 import sys
 
 from inventory.dump import dump_yaml
+from inventory.errors import report_problems
 from inventory.synth import synth_inventory
 
 DEFAULT_DB = "sqlite:///wardops-inventory.db"
@@ -108,9 +109,7 @@ def run_import(args) -> int:
         store = open_store(_db(args))
         snap = import_file(store, args.file)
     except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} error(s) in {args.file}; nothing imported", file=sys.stderr)
+        report_problems(exc.problems, args.file, "; nothing imported")
         return 1
     except ValueError as exc:
         print(f"wardops inventory import: {exc}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 
@@ -41,3 +42,10 @@ def describe_value(value: object) -> str:
     if isinstance(value, dict):
         return "a mapping"
     return type(value).__name__
+
+
+def report_problems(problems: list[Problem], source: str, suffix: str = "") -> None:
+    """Every problem on stderr, one per line, then `N error(s) in SOURCE` (the `--check` contract)."""
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(problems)} error(s) in {source}{suffix}", file=sys.stderr)

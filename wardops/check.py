@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from inventory import InventoryError, load_inventory
+from inventory.errors import report_problems
 from inventory.model import Inventory
 from inventory.secrets import SecretError, value_problem
 
@@ -47,9 +48,7 @@ def run(args) -> int:
     try:
         inv = load_inventory(args.inventory)
     except InventoryError as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        print(f"{len(exc.problems)} error(s) in {args.inventory}", file=sys.stderr)
+        report_problems(exc.problems, args.inventory)
         return 1
     if args.secrets:
         problems = secret_problems(inv)
