@@ -11,9 +11,7 @@ import asyncio
 import sys
 import threading
 
-from prometheus_client import CollectorRegistry, generate_latest
-
-from exporter.snmp.metrics import families, probe_families
+from exporter.snmp.metrics import exposition_text, families, probe_families
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -25,16 +23,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     poll.add_argument("--netns", help="poll from inside this network namespace (e.g. the lab's prober)")
     poll.add_argument("--concurrency", type=int, default=64)
     poll.set_defaults(func=run_poll)
-
-
-def _text(fams) -> str:
-    class Collector:
-        def collect(self):
-            return fams
-
-    reg = CollectorRegistry()
-    reg.register(Collector())
-    return generate_latest(reg).decode()
 
 
 def run_poll(args: argparse.Namespace) -> int:
@@ -59,8 +47,8 @@ def run_poll(args: argparse.Namespace) -> int:
         poller = SnmpPoller(devices, inv.snmp_profiles, concurrency=args.concurrency)
         try:
             if len(devices) == 1 and args.device:
-                return _text(probe_families(await poller.probe(devices[0])))
-            return _text(families(await poller.poll_round()))
+                return exposition_text(probe_families(await poller.probe(devices[0])))
+            return exposition_text(families(await poller.poll_round()))
         finally:
             poller.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from exporter.snmp.poller import DeviceSample, SnmpSnapshot
@@ -121,3 +122,14 @@ def probe_families(sample: DeviceSample) -> list[Metric]:
         err.add_metric([sample.error], 1.0)
         out.append(err)
     return out + [f for f in device_families([sample]) if f.samples]
+
+
+def exposition_text(fams: Iterable[Metric]) -> str:
+    """Prometheus text for already-built families (the CLI's output; tests compare against it)."""
+    class _Once:
+        def collect(self):
+            return fams
+
+    registry = CollectorRegistry()
+    registry.register(_Once())
+    return generate_latest(registry).decode()

@@ -7,9 +7,9 @@ import logging
 import time
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.snmp import SnmpPoller, families, probe_families
+from exporter.snmp.metrics import exposition_text
 from inventory.model import Device, ExtraOid, SnmpProfile
 from inventory.secrets import Secret
 from wardops.lab.snmpagents import AgentSpec, V3User, interface_rows, start_agents, start_snmpd, with_step
@@ -71,16 +71,6 @@ def agents(lab):
         handle.stop()
 
 
-def exposition(fams) -> str:
-    class Collector:
-        def collect(self):
-            return fams
-
-    reg = CollectorRegistry()
-    reg.register(Collector())
-    return generate_latest(reg).decode()
-
-
 def by_name(snapshot):
     return {s.device.name: s for s in snapshot.devices}
 
@@ -103,7 +93,7 @@ def test_v2c_poll_matches_recording_and_metric_contract(agents, probe_loop):
         {"ifHCInOctets": r["in_octets"], "ifHCOutOctets": r["out_octets"], "ifInErrors": r["in_errors"],
          "ifOutErrors": r["out_errors"], "ifInDiscards": r["in_discards"], "ifOutDiscards": r["out_discards"]}
         for r in want]
-    text = exposition(families(snap))
+    text = exposition_text(families(snap))
     assert ('wardops_snmp_if_in_octets_total{branch="Branch 1",device="r-ok",ifAlias="r-ok link 1",'
             f'ifName="Gi0/0",ip="198.18.100.1",region="Tbilisi",role="router"}} {float(want[0]["in_octets"])}') in text
     assert 'wardops_snmp_up{branch="Branch 1",device="r-isp",ip="198.18.100.2",isp="Magti",region="Tbilisi",' \
@@ -118,7 +108,7 @@ def test_v2c_poll_matches_recording_and_metric_contract(agents, probe_loop):
     assert 'wardops_snmp_cpu_user_ticks_total{branch="Branch 1",device="r-ok"' in text
     assert 'wardops_snmp_cpu_idle_percent{branch="Branch 1",device="r-isp"' not in text  # agent lacks it
     # role filter for /metrics?role=isp
-    isp_only = exposition(families(snap, keep=lambda d: d.role == "isp"))
+    isp_only = exposition_text(families(snap, keep=lambda d: d.role == "isp"))
     assert 'device="r-ok"' not in isp_only and 'device="r-isp"' in isp_only
     # v1 walks with GETNEXT and cannot see Counter64 columns: octets come from 32-bit ifInOctets
     v1 = probe_loop.run(SnmpPoller([dev("r-ok", "198.18.100.1", "v1")], profiles(), environ=SECRETS).poll_round())
@@ -143,7 +133,7 @@ def test_dead_and_misconfigured_devices_do_not_delay_others(agents, probe_loop, 
     assert s["r-ok"].up and s["r-ok"].duration < 0.9
     assert s["r-ok"].timestamp < s["r-silent"].timestamp
     assert elapsed < 2.5
-    text = exposition(families(snap))
+    text = exposition_text(families(snap))
     assert 'wardops_snmp_poll_errors_total{branch="Branch 1",device="r-silent",error="timeout"' in text
     assert 'wardops_snmp_up{branch="Branch 1",device="r-silent"' in text
     for secret in SECRETS.values():
@@ -162,7 +152,7 @@ def test_v3_right_and_wrong_credentials(agents, probe_loop, caplog):
     assert {i.name for i in s["core-ok"].interfaces} >= {"lo"}
     assert (s["core-bad"].up, s["core-bad"].error) == (False, "auth")
     sample = probe_loop.run(poller.probe(devices[1]))
-    text = exposition(families(snap)) + exposition(probe_families(sample))
+    text = exposition_text(families(snap)) + exposition_text(probe_families(sample))
     assert 'error="auth"' in text and "probe_success 0.0" in text
     assert "auth" in caplog.text
     for secret in SECRETS.values():

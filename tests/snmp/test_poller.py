@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from prometheus_client import CollectorRegistry, generate_latest
-
 from exporter.snmp import SnmpPoller, families
+from exporter.snmp.metrics import exposition_text
 from exporter.snmp.oids import STATIC_COLUMNS
 from inventory.model import Device, SnmpProfile
 from inventory.secrets import Secret
@@ -30,15 +29,6 @@ def poller_for(agents: dict[str, FakeAgent], devices, **kw):
 
 def static_walked(agent: FakeAgent) -> list[bool]:
     return [any(c.oid in req for c in STATIC_COLUMNS) for req in agent.requests]
-
-
-def text_of(fams) -> str:
-    class C:
-        def collect(self):
-            return fams
-    reg = CollectorRegistry()
-    reg.register(C())
-    return generate_latest(reg).decode()
 
 
 def test_static_columns_cached_and_refreshed_every_n_polls():
@@ -103,7 +93,7 @@ def test_families_contract_labels_and_down_devices():
     dead.hang = True
     p = poller_for({"198.18.0.1": agent, "198.18.0.2": dead},
                    [dev("isp1", "198.18.0.1", role="isp"), dev("gone", "198.18.0.2")], interval=1.0)
-    text = text_of(families(asyncio.run(p.poll_round())))
+    text = exposition_text(families(asyncio.run(p.poll_round())))
     assert ('wardops_snmp_if_oper_up{branch="B",device="isp1",ifAlias="a link 1",ifName="Gi0/0",ip="198.18.0.1",'
             'isp="X",region="R",role="isp"} 1.0') in text
     assert 'wardops_snmp_up{branch="B",device="gone",ip="198.18.0.2",region="R",role="router"} 0.0' in text
@@ -112,7 +102,7 @@ def test_families_contract_labels_and_down_devices():
     assert "wardops_snmp_if_last_change_seconds{" in text and "wardops_snmp_if_speed_bps{" in text
     # removing a device from the inventory removes its series and error counters
     p.update([dev("isp1", "198.18.0.1", role="isp")], PROFILES)
-    text = text_of(families(asyncio.run(p.poll_round())))
+    text = exposition_text(families(asyncio.run(p.poll_round())))
     assert 'device="gone"' not in text
 
 
@@ -123,7 +113,7 @@ def test_probe_one_is_live_and_leaves_round_state_alone():
     p = poller_for({"198.18.0.1": agent}, [d])
     first = asyncio.run(p.poll_round()).devices[0].interfaces[0].counters["ifInErrors"]
     agent.load(snmprec(with_step(spec, 1)))  # ifInErrors wraps
-    text = text_of(asyncio.run(p.probe_one(d)))
+    text = exposition_text(asyncio.run(p.probe_one(d)))
     assert "probe_success 1.0" in text and "probe_duration_seconds" in text
     raw_now = interface_rows(with_step(spec, 1))[0]["in_errors"]
     assert f'ifName="Gi0/0",ip="198.18.0.1",region="R",role="router"}} {float(raw_now)}' in text  # raw value
