@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,16 @@ def render_annotation(template: str, labels: dict[str, str], value: float) -> st
     text = _VALUE_RE.sub(value_text, text)
     assert "{{" not in text, f"helper cannot render: {text}"
     return text
+
+
+def wait_http(proc: subprocess.Popen, url: str, seconds: float, what: str) -> None:
+    """Return once `url` answers; fail with the process's stderr if it exits or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError(f"{what} did not start: {proc.stderr.read1().decode()}") from None
+            time.sleep(0.1)

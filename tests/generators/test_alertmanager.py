@@ -19,7 +19,7 @@ import yaml
 
 from generators.alertmanager import INHIBIT_RULES
 from generators.settings import loads_settings
-from tests.generators.helpers import REPO, generate_into, need
+from tests.generators.helpers import REPO, generate_into, need, wait_http
 
 
 def _matches(matcher: str, labels: dict) -> bool:
@@ -147,15 +147,7 @@ def alertmanager(tmp_path_factory):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/-/ready", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"alertmanager did not start: {proc.stderr.read1().decode()}") from None
-                time.sleep(0.1)
+        wait_http(proc, f"{base}/-/ready", 20, "alertmanager")
         yield base
     finally:
         proc.terminate()

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from generators.dashboards import EXPORTER_METRICS, panels_of, query_metrics
-from tests.generators.helpers import REPO, device_labels, need, series
+from tests.generators.helpers import REPO, device_labels, need, series, wait_http
 
 STEPS = 60  # 10 minutes of 10 s samples
 
@@ -89,15 +89,7 @@ def vm(tmp_path_factory):
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise AssertionError(f"victoria-metrics did not start: {proc.stderr.read1().decode()}") from None
-                time.sleep(0.1)
+        wait_http(proc, f"{base}/health", 30, "victoria-metrics")
         now_ms = int(time.time() * 1000)
         req = urllib.request.Request(f"{base}/api/v1/import/prometheus", data=_samples(now_ms).encode(), method="POST")
         urllib.request.urlopen(req, timeout=10).read()
