@@ -77,14 +77,23 @@ def isp_of(testbed, branch):
     return testbed.devices(branch=branch, role="isp")[0]
 
 
+def page_while_dark(testbed, device, alert: str, timeout: float, during=None):
+    """Take `device` dark, run `during()` if given, wait for `alert` about it, then bring it back
+    (also on failure). Returns (the page or None, when the device went dark)."""
+    since = time.time()
+    testbed.lab.down([device.ip])
+    try:
+        if during is not None:
+            during()
+        page = testbed.wait_alert(alert, timeout, since=since, device=device.name)
+    finally:
+        testbed.lab.up([device.ip])
+    return page, since
+
+
 def test_isp_uplink_dark_pages_isp_link_down_critical(testbed, plan, background):
     isp = isp_of(testbed, plan["isp"])
-    since = time.time()
-    testbed.lab.down([isp.ip])
-    try:
-        page = testbed.wait_alert("IspLinkDown", 60, since=since, device=isp.name)
-    finally:
-        testbed.lab.up([isp.ip])
+    page, since = page_while_dark(testbed, isp, "IspLinkDown", 60)
     assert page is not None, "no IspLinkDown notification within 60 s"
     LATENCIES["isp_link_down"] = round(page.received_ts - since, 1)
     print(f"ISP uplink dark -> IspLinkDown notification: {LATENCIES['isp_link_down']} s")
@@ -96,12 +105,7 @@ def test_isp_uplink_dark_pages_isp_link_down_critical(testbed, plan, background)
 
 def test_router_dark_device_down_then_resolved(testbed, plan, background):
     router = testbed.devices(branch=plan["router"], role="router")[0]
-    since = time.time()
-    testbed.lab.down([router.ip])
-    try:
-        page = testbed.wait_alert("DeviceDown", 120, since=since, device=router.name)
-    finally:
-        testbed.lab.up([router.ip])
+    page, since = page_while_dark(testbed, router, "DeviceDown", 120)
     restored = time.time()
     assert page is not None, "no DeviceDown notification within 120 s"
     LATENCIES["device_down"] = round(page.received_ts - since, 1)
@@ -170,12 +174,7 @@ def test_inventory_service_down_exporter_keeps_probing_last_targets(testbed, pla
         assert wait_metric(testbed, "wardops_exporter_inventory_reload_success", lambda v: v == 0, 60) == 0
         assert exporter_metrics(testbed)["wardops_exporter_targets"] == targets
         isp = isp_of(testbed, plan["inventory"])
-        since = time.time()
-        testbed.lab.down([isp.ip])
-        try:
-            page = testbed.wait_alert("IspLinkDown", 60, since=since, device=isp.name)
-        finally:
-            testbed.lab.up([isp.ip])
+        page, _ = page_while_dark(testbed, isp, "IspLinkDown", 60)
         assert page is not None, "a device taken dark while the inventory service was down was not detected"
     finally:
         service.start()
@@ -192,13 +191,8 @@ def test_inventory_service_back_reload_gauge_recovers(testbed, background):
 
 def test_victoria_metrics_restart_during_outage_alert_still_arrives(testbed, plan, background):
     isp = isp_of(testbed, plan["vm"])
-    since = time.time()
-    testbed.lab.down([isp.ip])
-    try:
-        testbed.stack.restart("victoria-metrics")
-        page = testbed.wait_alert("IspLinkDown", 90, since=since, device=isp.name)
-    finally:
-        testbed.lab.up([isp.ip])
+    page, since = page_while_dark(testbed, isp, "IspLinkDown", 90,
+                                  during=lambda: testbed.stack.restart("victoria-metrics"))
     assert page is not None, "no IspLinkDown after VictoriaMetrics restarted during the outage"
     LATENCIES["isp_link_down_vm_restart"] = round(page.received_ts - since, 1)
     assert testbed.wait_alert("IspLinkDown", 90, since=page.received_ts, status="resolved", device=isp.name)
