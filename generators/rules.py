@@ -30,6 +30,10 @@ ALERT_NAMES = ("IspLinkDown", "DeviceDown", "BranchDown", "DeviceFlapping", "Hig
                "InterfaceDown", "InterfaceFlapping", "SnmpUnreachable", "ExporterDown", "ProbeRoundOverrun",
                "InventoryReloadFailed")
 
+# HighPacketLoss judges a device only over this many packets (12.5 min of the default policy):
+# under 1 % random loss, more than 5 % of 300 is lost with probability ~1e-7.
+LOSS_MIN_PACKETS = 300
+
 # Recording rules feeding the SLA/availability dashboard: level:metric:operation.
 RECORDING_RULES = (
     ("branch:wardops_icmp_up:avg", "avg by (region, branch) (wardops_icmp_up)"),
@@ -151,8 +155,11 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
         recv = _selector("wardops_icmp_packets_received_total", cls, loss_overridden)
         # Only devices up for the whole window: after an outage the window still holds the packets
         # lost while the device was DOWN, which DeviceDown already reported.
+        # ... and only once the window holds LOSS_MIN_PACKETS: right after the exporter (or a new
+        # device) starts, a few lost packets of ~50 are already "5 %" under 1 % random loss.
         expr = (f"(1 - increase({recv}[{t.loss_window}]) / increase({sent}[{t.loss_window}])) * 100"
-                f" > {_number_text(cls.value)} and on(device) (min_over_time(wardops_icmp_up[{t.loss_window}]) == 1)")
+                f" > {_number_text(cls.value)} and on(device) (min_over_time(wardops_icmp_up[{t.loss_window}]) == 1)"
+                f" and on(device) (increase({sent}[{t.loss_window}]) >= {LOSS_MIN_PACKETS})")
         device_rules.append(alert("HighPacketLoss", expr, "warning", "device", t.loss_for,
                                   {"threshold": _number_text(cls.value)}))
     latency_classes = threshold_classes(inv, LATENCY_LABEL, t.latency_ms, 60000)
