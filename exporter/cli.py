@@ -21,7 +21,7 @@ def configure(parser) -> None:
                         help="read token for an inventory service that requires one (re-read on every poll)")
     parser.add_argument("--config.file", dest="config_file", metavar="FILE", help="exporter config YAML")
     parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9118", metavar="HOST:PORT")
-    parser.add_argument("--shard", metavar="i/n", help="probe only devices with shard_of(name, n) == i")
+    parser.add_argument("--shard", metavar="i/n", help="probe only the branches with shard_of(region/branch, n) == i (a branch stays whole)")
     parser.add_argument("--netns", metavar="NAME", help="probe from inside this network namespace")
     parser.add_argument("--log.level", dest="log_level", default="info",
                         choices=("debug", "info", "warning", "error"))

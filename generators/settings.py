@@ -90,6 +90,10 @@ class Routing:
     warning_group_wait: Duration = Duration("2s")
     warning_group_interval: Duration = Duration("2m")
     warning_repeat_interval: Duration = Duration("4h")
+    # Dead man's switch: the always-firing Watchdog alert goes to this receiver (None: to a receiver
+    # that drops it), re-sent every watchdog_repeat_interval so its silence is what pages.
+    watchdog: str | None = None
+    watchdog_repeat_interval: Duration = Duration("1m")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,15 @@ class Thresholds:
     snmp_unreachable_for: Duration = Duration("2m")
     exporter_down_for: Duration = Duration("30s")
     round_overruns: int = 3  # ProbeRoundOverrun: overruns within 10m
+    # ProbeSiteBlind without canaries: this share of the site's branches (or devices) dark at once.
+    # A real regional outage stays below it; the generator refuses a value that one upstream or
+    # region of the inventory reaches on its own.
+    probe_site_blind_share: float = 0.8
+    # After an upstream, a branch or the probe site recovers, what is still down behind it stays
+    # quiet this long (devices come back a few rounds apart); then it pages as its own cause.
+    recovery_hold: Duration = Duration("60s")
+    targets_drop_share: float = 0.5  # ExporterTargetsDropped: targets fell below this share of the 1h max
+    rounds_stalled_after: Duration = Duration("30s")  # ProbeRoundsStalled: no round completed for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +150,9 @@ class Settings:
     runbook_url: str = "docs/generators.md"  # repo-relative runbooks (anchors per alert) until set
     dashboard_url: str = "http://127.0.0.1:3000"
     exporter_targets: tuple[str, ...] = ("127.0.0.1:9118",)
+    # The probe site the exporters stand in: vmagent adds it as label `site` to every series they
+    # export, and rules judge (and suppress) per site.
+    site: str = "default"
     exporter_scheme: str = "http"
     inventory_url: str | None = None  # inventory service; enables the HTTP SD probe job
     external_labels: object = field(default_factory=lambda: MappingProxyType({"monitor": "wardops"}))
