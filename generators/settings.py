@@ -350,6 +350,7 @@ def _routing(chk: _Checker, value, receivers: tuple[Receiver, ...]) -> Routing:
     path: Path_ = ("routing",)
     keys = ("critical", "warning", "default") + tuple(
         f"{sev}_{k}" for sev in ("critical", "warning") for k in ("group_wait", "group_interval", "repeat_interval"))
+    keys += ("watchdog_repeat_interval", "watchdog")
     m = chk.mapping(value, path, "routing", keys)
     if m is None:
         return Routing()
@@ -363,8 +364,14 @@ def _routing(chk: _Checker, value, receivers: tuple[Receiver, ...]) -> Routing:
                       f"routing: {key} receiver {v!r} is not defined (receivers: {', '.join(names) or 'none'})")
         kw[key] = v
     defaults = Routing()
-    for key in keys[3:]:
+    for key in keys[3:-1]:
         kw[key] = chk.duration(m, key, path, "routing", getattr(defaults, key))
+    if m.get("watchdog") is not None:
+        if m["watchdog"] not in names:
+            chk.error(path + ("watchdog",), f"routing: watchdog receiver {m['watchdog']!r} is not defined "
+                                            f"(receivers: {', '.join(names) or 'none'})")
+        else:
+            kw["watchdog"] = m["watchdog"]
     if kw["critical_group_wait"].seconds > 2:
         chk.error(path + ("critical_group_wait",),
                   "routing: critical_group_wait must be at most 2s (ISP outage notification target)")
@@ -390,7 +397,8 @@ def _dataclass_section(chk: _Checker, value, name: str, cls):
 
 
 NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
-                 "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000)}
+                 "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000),
+                 "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0)}
 
 
 def _check_thresholds(chk: _Checker, t: Thresholds, raw) -> None:

@@ -17,7 +17,8 @@ INVALID = {
         f"{T}settings-invalid-unknown-key.yml:5: thresholds: unknown key 'latency' (allowed: loss_percent, "
         "loss_window, loss_for, latency_ms, latency_window, latency_for, flap_changes, isp_flap_changes, "
         "flap_window, isp_flap_window, device_down_for, isp_down_for, interface_down_for, "
-        "interface_flap_changes, interface_flap_window, snmp_unreachable_for, exporter_down_for, round_overruns)",
+        "interface_flap_changes, interface_flap_window, snmp_unreachable_for, exporter_down_for, round_overruns, "
+        "probe_site_blind_share, recovery_hold, targets_drop_share, rounds_stalled_after)",
     ],
     "settings-invalid-inline-secret.yml": [
         f"{T}settings-invalid-inline-secret.yml:4: receiver 'noc': webhook 1: inline secret 'bearer_token' is "
