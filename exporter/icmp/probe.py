@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from exporter.icmp.state import round_stats
 from exporter.probers import ProbeResult, ProbeTarget
-from exporter.state import round_stats
 
 
 async def probe(runtime, target: ProbeTarget, params: Mapping[str, str]) -> ProbeResult:
