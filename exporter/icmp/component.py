@@ -372,7 +372,7 @@ class IcmpComponent:
         now = self.clock()
         self.burst_rounds += 1
         changed = []
-        for t in dict.fromkeys(members):  # a device in two active branches is judged once
+        for t in members:
             i = slot[t.device.ip]
             before = t.state.state
             if t.state.observe(round_stats(result.sent[i], result.rtts[i]), now, fast.down_after, fast.up_after):
