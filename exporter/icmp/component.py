@@ -214,8 +214,6 @@ class IcmpComponent:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        for branch in self.branches.values():  # a burst cut short ends here; the verdict settles
-            branch.burst_left = 0              # with the devices' own rounds
 
     async def reconfigure(self) -> None:
         """New policies/mapping/canaries: restart the round loops; devices keep their state unless
@@ -232,6 +230,12 @@ class IcmpComponent:
             self.stats.setdefault(name, PolicyStats())
         old = self.canaries
         self.canaries = {ip: old.get(ip) or DeviceState() for ip in self.rt.config.site.canaries}
+        # A burst cut short by the reload (its round in flight was cancelled and discarded) resumes
+        # with the new fastest policy: dropping it could show "answers" for a dark branch until
+        # the devices' own, slower rounds caught up.
+        limit = max(self.fastest.down_after, self.fastest.up_after)
+        for branch in self.branches.values():
+            branch.burst_left = min(branch.burst_left, limit)
         self.set_devices(current, removed=gone)
         self._start_tasks()
 

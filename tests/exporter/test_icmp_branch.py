@@ -265,7 +265,7 @@ def test_no_device_decided_yet_is_deciding():
     asyncio.run(scenario())
 
 
-def test_reload_keeps_verdicts_and_a_reconfigure_ends_a_burst_cleanly():
+def test_reloads_during_a_burst_keep_it_and_it_still_decides():
     async def scenario():
         rt, comp, expo, engine = make(policies(0.05, 3600))
         comp.set_devices(DEVICES)
@@ -273,18 +273,26 @@ def test_reload_keeps_verdicts_and_a_reconfigure_ends_a_burst_cleanly():
         engine.delay = 0.2  # a burst round in flight when the reload comes
         engine.alive -= BRANCH1
         await comp.start()
-        for _ in range(100):
+        for _ in range(300):
             await asyncio.sleep(0.01)
-            if comp.burst_rounds or engine.calls[-1][0] == ["198.18.1.2", "198.18.1.3"]:
+            if engine.calls[-1][0] == ["198.18.1.2", "198.18.1.3"]:
                 break
-        assert comp.branches[("north", "br1")].burst_left > 0
-        before = comp.branches[("north", "br1")]
-        comp.set_devices(DEVICES[:-1])  # inventory reload: branch objects and their burst kept
-        assert comp.branches[("north", "br1")] is before
-        await comp.reconfigure()  # cancels the burst mid-round; the loops restart
-        assert all(b.burst_left == 0 for b in comp.branches.values())
+        branch = comp.branches[("north", "br1")]
+        assert branch.burst_left > 0 and branch_up(scrape(rt, expo), "br1") == -1
+        comp.set_devices(DEVICES[:-1])  # inventory reload: the branch object and its burst kept
+        assert comp.branches[("north", "br1")] is branch and branch.burst_left > 0
+        done_before = comp.burst_rounds
+        await comp.reconfigure()  # cancels the burst round in flight; the loops restart, it resumes
         assert sum(t.get_name() == "icmp-burst" for t in comp._tasks) == 1
+        engine.delay = 0.0
+        for _ in range(300):  # bounded: the resumed burst and the uplink decide the branch dark
+            await asyncio.sleep(0.01)
+            if branch_up(scrape(rt, expo), "br1") == 0:
+                break
         await comp.stop()
+        s = scrape(rt, expo)
+        assert branch_up(s, "br1") == 0 and s[("wardops_icmp_up", "a-rtr")] == 0
+        assert comp.burst_rounds > done_before and branch.burst_left == 0  # the burst resumed and finished
         rt.shutdown()
     asyncio.run(scenario())
 
