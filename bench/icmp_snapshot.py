@@ -1,7 +1,7 @@
 """Benchmark: the ICMP snapshot (every device of every policy + branch verdicts + canaries) and the
 whole exporter's CPU with the built-in policies (isp every 0.5 s, default every 1 s, 3 packets).
 
-    .venv/bin/python bench/icmp_snapshot.py [--sizes 875,10000] [--seconds 30]   # root: lab part
+    .venv/bin/python bench/icmp_snapshot.py [--sizes 875,10000] [--seconds 30] [--dark-branches 5]
     .venv/bin/python bench/icmp_snapshot.py --smoke                               # seconds, no root
 
 Part 1 (no sockets): render time in the render thread of a full snapshot, of the snapshot an ISP
@@ -20,6 +20,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import resource
 import statistics
 import subprocess
@@ -112,14 +113,31 @@ def worker(args) -> None:
     comp = exp.runtime.components["icmp"]
     exp.exposition.gzip_wanted = True
     before = {n: (st.rounds, st.overruns) for n, st in comp.stats.items()}
+    lab = None
+    branches = sorted({(d.region, d.branch) for d in exp.devices})
+    rng = random.Random(7)
+    dark: list[str] = []
+    if args.dark_branches:
+        from wardops.lab.netns import Lab
+        lab = Lab(args.lab)
     cpu0, t0 = cpu_self(), time.monotonic()
     scrape_s = []
+    tick = 0
     while time.monotonic() - t0 < args.seconds:  # one vmagent-like gzip scrape a second
         s0 = time.perf_counter()
         b"".join(exp.exposition.render(gzip=True, module="icmp"))
         scrape_s.append(time.perf_counter() - s0)
+        if lab is not None and tick % 3 == 0:  # every 3 s: the dark branches come back, others go dark
+            if dark:
+                lab.up(dark)
+            chosen = set(rng.sample(branches, args.dark_branches))
+            dark = [d.ip for d in exp.devices if (d.region, d.branch) in chosen]
+            lab.down(dark)
+        tick += 1
         time.sleep(max(0.0, 1.0 - (time.perf_counter() - s0)))
     cpu, wall = cpu_self() - cpu0, time.monotonic() - t0
+    if lab is not None and dark:
+        lab.up(dark)
     out = {"cpu_share_of_one_core": round(cpu / wall, 4), "wall": round(wall, 1),
            "rounds": {n: st.rounds - before[n][0] for n, st in comp.stats.items()},
            "overruns": {n: st.overruns - before[n][1] for n, st in comp.stats.items()},
@@ -140,6 +158,9 @@ def main() -> int:
     ap.add_argument("--smoke", action="store_true", help="render part only, 200 devices (CI)")
     ap.add_argument("--worker", action="store_true")
     ap.add_argument("--inventory")
+    ap.add_argument("--lab")
+    ap.add_argument("--dark-branches", type=int, default=0,
+                    help="whole branches taken dark (and back) every 3 s during the lab run: burst load")
     args = ap.parse_args()
     if args.worker:
         worker(args)
@@ -165,7 +186,8 @@ def main() -> int:
                 path = fh.name
             try:
                 argv = lab.probe_argv([sys.executable, __file__, "--worker", "--inventory", path,
-                                       "--seconds", str(args.seconds)])
+                                       "--seconds", str(args.seconds), "--lab", lab.name,
+                                       "--dark-branches", str(args.dark_branches)])
                 proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 180)
                 if proc.returncode != 0:
                     raise SystemExit(proc.stderr)
