@@ -129,7 +129,8 @@ class ExporterConfig:
         return self.policies[name]
 
 
-TOP_KEYS = ("policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory", "snmp")
+TOP_KEYS = ("policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory", "snmp",
+            "site")
 SNMP_KEYS = ("enabled", "interval", "concurrency", "static_every", "deadline")
 
 
@@ -230,11 +231,12 @@ class _Builder:
         probe = self.probe(top.get("probe", {}))
         inventory = self.inventory(top.get("inventory", {}))
         snmp = self.snmp(top.get("snmp", {}))
+        site = self.site(top.get("site", {}))
         if self.problems:
             raise ConfigError(self.problems)
         return ExporterConfig(policies=MappingProxyType(policies), role_policies=MappingProxyType(role_policies),
                               default_policy=default_policy, policy_label=policy_label, icmp=icmp,
-                              probe=probe, inventory=inventory, snmp=snmp, source=self.source)
+                              probe=probe, inventory=inventory, snmp=snmp, site=site, source=self.source)
 
     def policies(self, value) -> dict[str, Policy]:
         out = dict(BUILTIN_POLICIES)
@@ -361,3 +363,29 @@ class _Builder:
                             concurrency=self.integer(m, path, "concurrency", base.concurrency, 1, 4096),
                             static_every=self.integer(m, path, "static_every", base.static_every, 1, 1000),
                             deadline=deadline)
+
+    def site(self, value) -> SiteSettings:
+        path = ("site",)
+        m = self.mapping(value, path, ("canaries",))
+        if m is None:
+            return SiteSettings()
+        raw = m.get("canaries", [])
+        if not isinstance(raw, list):
+            self.error(path + ("canaries",), f"must be a list of IP addresses, got {describe_value(raw)}")
+            return SiteSettings()
+        first: dict[str, int] = {}  # canonical address -> index of its first mention
+        for i, item in enumerate(raw):
+            p = path + ("canaries", i)
+            try:
+                addr = ipaddress.ip_address(item) if isinstance(item, str) else None
+            except ValueError:
+                addr = None
+            if addr is None or getattr(addr, "scope_id", None) is not None:
+                self.error(p, f"must be an IPv4 or IPv6 address (no prefix or zone), got {describe_value(item)}")
+            elif addr.is_unspecified or addr.is_multicast or addr == ipaddress.IPv4Address("255.255.255.255"):
+                self.error(p, f"{addr.compressed} is not a unicast host address")
+            elif addr.compressed in first:
+                self.error(p, f"duplicate canary {addr.compressed} (also site.canaries.{first[addr.compressed]})")
+            else:
+                first[addr.compressed] = i
+        return SiteSettings(canaries=tuple(first))

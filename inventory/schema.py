@@ -33,6 +33,8 @@ from inventory.model import (
     MaintenanceWindow,
     Match,
     SnmpProfile,
+    Topology,
+    Upstream,
     frozen_labels,
 )
 from inventory.secrets import Secret, reference_problem
@@ -40,7 +42,9 @@ from inventory.secrets import Secret, reference_problem
 Path_ = tuple[str | int, ...]
 Locator = Callable[[Path_], str]
 
-TOP_KEYS = ("classify", "snmp_profiles", "maintenance", "devices")
+TOP_KEYS = ("classify", "snmp_profiles", "maintenance", "devices", "topology")
+TOPOLOGY_KEYS = ("region_upstreams", "upstreams")
+UPSTREAM_KEYS = ("devices", "upstream", "regions", "branches")
 DEVICE_KEYS = ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels")
 SETTABLE_KEYS = ("role", "isp", "region", "branch", "snmp", "enabled", "labels")
 MATCH_KEYS = ("ip_last_octet", "ip_in", "name_regex", "labels", "region", "branch")
@@ -151,10 +155,11 @@ def build_inventory(data: object, locate: Locator = json_locator, source: str = 
     rules = _classify(chk, top.get("classify"), profiles)
     devices = _devices(chk, top.get("devices"), rules, profiles)
     windows = _maintenance(chk, top.get("maintenance"), devices)
+    topology = _topology(chk, top.get("topology"), devices)
     if chk.problems:
         raise InventoryError(sorted(chk.problems, key=_line_of))
     return Inventory(devices=tuple(devices), snmp_profiles=MappingProxyType(profiles),
-                     classify=tuple(rules), maintenance=tuple(windows), source=source)
+                     classify=tuple(rules), maintenance=tuple(windows), topology=topology, source=source)
 
 
 # --- SNMP profiles ----------------------------------------------------------------------------
@@ -627,3 +632,115 @@ def _valid_tz(name: str) -> bool:
     return True
 
 
+
+
+# --- topology ---------------------------------------------------------------------------------
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+_NO_TOPOLOGY = Topology()
+
+
+def _topology(chk: _Checker, value: object, devices: list[Device]) -> Topology:
+    """`topology: {region_upstreams, upstreams: {NAME: {devices, upstream, regions, branches}}}`.
+
+    Upstreams are kept sorted by name, so the dump (which sorts keys) loads back equal."""
+    if value is None:
+        return Topology()
+    path: Path_ = ("topology",)
+    m = chk.mapping(value, path, "topology", TOPOLOGY_KEYS)
+    if m is None:
+        return Topology()
+    region_upstreams = m.get("region_upstreams", _NO_TOPOLOGY.region_upstreams)
+    if not isinstance(region_upstreams, bool):
+        chk.error(path + ("region_upstreams",), f"topology.region_upstreams: must be true or false, "
+                                                f"got {describe_value(region_upstreams)}")
+    raw_nodes = m.get("upstreams")
+    if raw_nodes is None:
+        raw_nodes = {}
+    if not isinstance(raw_nodes, dict):
+        chk.error(path + ("upstreams",), f"topology.upstreams: must be a mapping of name to upstream, "
+                                         f"got {describe_value(raw_nodes)}")
+        raw_nodes = {}
+    known = {"devices": {d.name for d in devices}, "regions": {d.region for d in devices},
+             "branches": {d.branch for d in devices}}
+    singular = {"devices": "device", "regions": "region", "branches": "branch"}
+    branches_of_region: dict[str, list[str]] = {}
+    for d in devices:
+        seen = branches_of_region.setdefault(d.region, [])
+        if d.branch not in seen:
+            seen.append(d.branch)
+    nodes: dict[str, Upstream] = {}
+    for name, raw in raw_nodes.items():
+        p = path + ("upstreams", name)
+        if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > MAX_TEXT:
+            chk.error(p if isinstance(name, str) else path + ("upstreams",),
+                      f"{_dotted(path + ('upstreams',))}: upstream name {name!r} must match [a-z0-9][a-z0-9._-]*")
+            continue
+        where = _dotted(p)
+        node = chk.mapping(raw if raw is not None else {}, p, where, UPSTREAM_KEYS)
+        if node is None:
+            continue
+        lists = {}
+        for key in ("devices", "regions", "branches"):
+            items = chk.text_list(node[key], p + (key,), f"{where}.{key}") if key in node else ()
+            for j, item in enumerate(items):
+                if item not in known[key]:
+                    chk.error(p + (key, j), f"{where}.{key}[{j}]: unknown {singular[key]} {item!r} (no device has it)")
+            lists[key] = items
+        parent = node.get("upstream")
+        if parent is not None and (not isinstance(parent, str) or parent not in raw_nodes or parent == name):
+            if parent == name:
+                chk.error(p + ("upstream",), f"{where}.upstream: a node cannot sit behind itself")
+            else:
+                defined = ", ".join(str(n) for n in raw_nodes)
+                chk.error(p + ("upstream",), f"{where}.upstream: unknown upstream "
+                                             f"{repr(parent) if isinstance(parent, str) else describe_value(parent)} "
+                                             f"(defined: {defined})")
+            parent = None
+        nodes[name] = Upstream(name=name, upstream=parent, location=chk.locate(p), **lists)
+    _check_tree(chk, nodes, branches_of_region, path + ("upstreams",))
+    return Topology(upstreams=tuple(nodes[n] for n in sorted(nodes)),
+                    region_upstreams=region_upstreams if isinstance(region_upstreams, bool)
+                    else _NO_TOPOLOGY.region_upstreams,
+                    location=chk.locate(path))
+
+
+def _check_tree(chk: _Checker, nodes: dict[str, Upstream], branches_of_region: dict[str, list[str]],
+                base: Path_) -> None:
+    """Cycles of `upstream:`, branches directly behind two nodes, nodes with nothing behind them."""
+    reported: set[str] = set()
+    for name in nodes:
+        chain = [name]
+        parent = nodes[name].upstream
+        while parent is not None and parent in nodes and parent not in chain:
+            chain.append(parent)
+            parent = nodes[parent].upstream
+        if parent is not None and parent == name and not reported.intersection(chain):
+            reported.update(chain)
+            chk.error(base + (name,), f"{_dotted(base + (name,))}: upstream cycle {' -> '.join(chain + [name])}")
+    owner: dict[str, tuple[str, str]] = {}  # branch -> (node, how)
+    for name, node in nodes.items():
+        p = base + (name,)
+        direct: list[tuple[str, Path_, str]] = []
+        for j, region in enumerate(node.regions):
+            direct += [(b, p + ("regions", j), f"region {region!r}") for b in branches_of_region.get(region, ())]
+        direct += [(b, p + ("branches", j), "branches") for j, b in enumerate(node.branches)]
+        mine: set[str] = set()
+        for branch, where, how in direct:
+            if branch in mine:
+                continue
+            mine.add(branch)
+            first = owner.setdefault(branch, (name, how))
+            if first[0] != name:
+                chk.error(where, f"{_dotted(where)}: branch {branch!r} is already directly behind upstream "
+                                 f"{first[0]!r} ({first[1]}); a branch sits directly behind one node")
+        has_child = any(other.upstream == name for other in nodes.values())
+        if not node.regions and not node.branches and not has_child:
+            chk.error(p, f"{_dotted(p)}: nothing behind it (give regions, branches, or another "
+                         "upstream naming it as its upstream)")

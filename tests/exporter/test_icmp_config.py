@@ -17,7 +17,8 @@ DATA = Path(__file__).parent / "testdata"
 # One tiny file per failure, each with every message it must produce (in order).
 INVALID = {
     "invalid-unknown-top-key.yml": [
-        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp)"],
+        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, "
+        "snmp, site)"],
     "invalid-unknown-policy-key.yml": [
         "4: policies.isp.retries: unknown key (allowed: interval, packets, spacing, timeout, down_after, up_after)"],
     "invalid-duration.yml": [
@@ -51,6 +52,13 @@ INVALID = {
         "4: snmp.concurrency: must be a whole number from 1 to 4096, got number 0",
         "5: snmp.static_every: must be a whole number from 1 to 1000, got string 'many'"],
     "invalid-snmp-deadline.yml": ["1: snmp.deadline: must not exceed snmp.interval 30s, got 45s"],
+    "invalid-site.yml": [
+        "3: site.gateway: unknown key (allowed: canaries)",
+        "2: site.canaries.2: must be an IPv4 or IPv6 address (no prefix or zone), got string 'gateway'",
+        "2: site.canaries.3: must be an IPv4 or IPv6 address (no prefix or zone), got string '192.0.2.1/32'",
+        "2: site.canaries.4: duplicate canary 2001:db8::1 (also site.canaries.1)",
+        "2: site.canaries.5: 224.0.0.1 is not a unicast host address",
+        "2: site.canaries.6: must be an IPv4 or IPv6 address (no prefix or zone), got number 7"],
 }
 
 
@@ -129,3 +137,9 @@ def test_snmp_section_defaults_and_overrides():
     cfg = loads_config("snmp: {enabled: false, interval: 30s, concurrency: 8, static_every: 5, deadline: 10s}\n")
     assert cfg.snmp == SnmpSettings(enabled=False, interval=30.0, concurrency=8, static_every=5, deadline=10.0)
     assert loads_config("snmp: {deadline: null}\n").snmp.deadline is None
+
+
+def test_site_canaries_are_canonical_addresses_in_order():
+    assert load_config(None).site.canaries == ()
+    cfg = loads_config('site:\n  canaries: [198.18.255.1, "2001:DB8:0:0::7"]\n')
+    assert cfg.site.canaries == ("198.18.255.1", "2001:db8::7")

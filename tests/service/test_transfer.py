@@ -84,6 +84,14 @@ def test_import_replaces_what_the_api_wrote(runner, db_url, tmp_path):
         app.extensions["wardops_engine"].dispose()
 
 
+def test_import_refuses_a_topology_it_cannot_store(runner, db_url, tmp_path):
+    topo = tmp_path / "topo.yml"
+    topo.write_text("devices:\n  - {name: a, ip: 198.18.0.1, region: R, branch: B}\n"
+                    "topology:\n  upstreams: {x: {branches: [B]}}\n")
+    code, _, err = runner.invoke("inventory", "import", str(topo), "--db", db_url)
+    assert code == 1 and f"{topo}:3: topology: not stored by the inventory service yet" in err
+
+
 def test_cli_errors(runner, tmp_path):
     code, _, err = runner.invoke("inventory", "import", str(tmp_path / "missing.yml"), "--db",
                                  f"sqlite:///{tmp_path}/x.db")
