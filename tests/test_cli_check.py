@@ -34,9 +34,9 @@ def test_check_lists_every_error_and_exits_1(tmp_path):
     proc = wardops("check", str(bad))
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert lines[0].startswith(f"{bad}:2: device 'a': invalid ip")
-    assert lines[1] == f"{bad}:3: device 'b': missing required field 'region' (set it or add a classify rule)"
-    assert lines[2] == f"{bad}:3: device 'b': missing required field 'branch' (set it or add a classify rule)"
+    assert lines[0].startswith(f"{bad}:2: devices[0].ip: invalid ip '1.2.3'")
+    assert lines[1] == f"{bad}:3: devices[1]: missing required field 'region' (set it or add a classify rule)"
+    assert lines[2] == f"{bad}:3: devices[1]: missing required field 'branch' (set it or add a classify rule)"
     assert lines[3] == f"3 error(s) in {bad}"
 
 

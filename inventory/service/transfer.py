@@ -38,7 +38,7 @@ def import_file(store: InventoryStore, path: str | Path) -> Snapshot:
     data = data or {}
     if data.get("topology"):
         # The store has no table for it yet: refuse rather than drop it and export less than imported.
-        raise InventoryError([Problem(locate(("topology",)), "topology: not stored by the inventory "
+        raise InventoryError([Problem(locate(("topology",)), "not stored by the inventory "
                                       "service yet; keep it in the YAML inventory file", ("topology",))])
     try:
         snap, _ = store.write(lambda draft: draft.replace_all(data, Origin(None, None, "$")))

@@ -36,8 +36,8 @@ def test_invalid_settings_exit_1_with_locations_and_write_nothing(tmp_path, caps
     code = main(["generate", "examples/inventory.yml", "--settings",
                  "tests/testdata/settings-invalid-undefined-receiver.yml", "-o", str(out)])
     assert code == 1
-    assert capsys.readouterr().err == ("error: tests/testdata/settings-invalid-undefined-receiver.yml:4: routing: "
-                                       "critical receiver 'pager' is not defined (receivers: noc)\n")
+    assert capsys.readouterr().err == ("error: tests/testdata/settings-invalid-undefined-receiver.yml:4: "
+                                       "routing.critical: receiver 'pager' is not defined (receivers: noc)\n")
     assert not out.exists()
 
 
