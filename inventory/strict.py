@@ -31,6 +31,7 @@ from inventory.secrets import Secret, reference_problem
 MAX_TEXT = 128
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _TERM_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|d|h|m|s)")
+_PLAIN_RE = re.compile(r"^[0-9]{1,15}(?:\.[0-9]{1,9})?$")
 _UNIT_MS = {"d": 86_400_000, "h": 3_600_000, "m": 60_000, "s": 1000, "ms": 1}
 _UNIT_ORDER = ("d", "h", "m", "s", "ms")
 # What Prometheus (model.ParseDuration), vmalert and Alertmanager all read: integers, units in order.
@@ -58,6 +59,8 @@ def parse_duration(value: object) -> float | None:
         ms = value * 1000  # negative: a range check says what is allowed
         if not math.isfinite(ms):
             return None
+    elif isinstance(value, str) and _PLAIN_RE.match(value):
+        ms = float(value) * 1000  # a quoted plain number is seconds too
     elif isinstance(value, str) and value and len(value) <= 64:
         pos, ms, last = 0, 0.0, -1
         for match in _TERM_RE.finditer(value):

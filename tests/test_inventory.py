@@ -38,7 +38,7 @@ def test_invalid_table_covers_every_error_class():
     for error_class in ("unknown-device-key", "duplicate-name", "duplicate-ip", "bad-ip", "bad-role",
                         "unknown-profile", "bad-labels", "bad-classify", "bad-maintenance", "inline-secret",
                         "topology-unknown-reference", "topology-cycle", "topology-double-membership",
-                        "topology-empty-node"):
+                        "topology-empty-node", "alias-bomb"):
         assert error_class in names
 
 
