@@ -329,45 +329,31 @@ def _routing(chk: Checker, value, receivers: tuple[Receiver, ...]) -> Routing:
     return routing
 
 
-def _exporter(chk: Checker, value) -> tuple[tuple[str, ...], str]:
-    path: Path_ = ("exporter",)
-    m = chk.mapping(value, path, ("targets", "scheme")) or {}
-    targets = DEFAULT_SETTINGS.exporter_targets
-    if "targets" in m:
-        raw = chk.seq(m["targets"], path + ("targets",), "a non-empty list of host:port", null_ok=False,
-                      non_empty=True)
-        good: list[str] = []
-        for i, t in enumerate(raw or ()):
-            if not isinstance(t, str) or not _TARGET_RE.match(t):
-                chk.error(path + ("targets", i), f"must be host:port, got {describe_value(t)}")
-            elif t in good:
-                chk.error(path + ("targets", i), f"duplicate target {quote(t)}")
-            else:
-                good.append(t)
-        if raw is not None:
-            targets = tuple(good)
-    scheme = DEFAULT_SETTINGS.exporter_scheme
-    if "scheme" in m:
-        scheme = chk.choice(m["scheme"], path + ("scheme",), ("http", "https"))
-        scheme = DEFAULT_SETTINGS.exporter_scheme if scheme is INVALID else scheme
-    return targets, scheme
+def _targets(chk: Checker, value, path: Path_):
+    raw = chk.seq(value, path, "a non-empty list of host:port", null_ok=False, non_empty=True)
+    if raw is None:
+        return INVALID
+    good: list[str] = []
+    for i, t in enumerate(raw):
+        if not isinstance(t, str) or not _TARGET_RE.match(t):
+            chk.error(path + (i,), f"must be host:port, got {describe_value(t)}")
+        elif t in good:
+            chk.error(path + (i,), f"duplicate target {quote(t)}")
+        else:
+            good.append(t)
+    return tuple(good)
 
 
-def _external_labels(chk: Checker, value) -> dict[str, str]:
-    path: Path_ = ("external_labels",)
-    if value is None:
-        return dict(DEFAULT_SETTINGS.external_labels)
+def _external_labels(chk: Checker, value, path: Path_):
     if not isinstance(value, dict):
         chk.error(path, f"must be a mapping, got {describe_value(value)}")
-        return {}
+        return INVALID
     out = {}
     for k, v in value.items():
         p = path + (k if isinstance(k, str | int) else str(k),)
-        if chk.label_name(k, p) is INVALID:
-            continue
-        if chk.text(v, p) is not INVALID:
+        if chk.label_name(k, p) is not INVALID and chk.text(v, p) is not INVALID:
             out[k] = v
-    return out
+    return MappingProxyType(dict(sorted(out.items())))
 
 
 def build_settings(data: object, locate: Locator = json_locator, source: str = "") -> Settings:
@@ -384,13 +370,19 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
     for key, attr in (("runbook", "runbook_url"), ("dashboards", "dashboard_url")):
         if key in urls and (url := chk.url(urls[key], ("urls", key))) is not INVALID:
             kw[attr] = url
-    kw["exporter_targets"], kw["exporter_scheme"] = _exporter(chk, top.get("exporter"))
-    inv = chk.mapping(top.get("inventory_service"), ("inventory_service",), ("url",)) or {}
-    if "url" in inv and (url := chk.url(inv["url"], ("inventory_service", "url"))) is not INVALID:
-        kw["inventory_url"] = url
-    if "site" in top and (site := chk.text(top["site"], ("site",))) is not INVALID:
-        kw["site"] = site
-    kw["external_labels"] = MappingProxyType(dict(sorted(_external_labels(chk, top.get("external_labels")).items())))
+    sections = {(): top,
+                ("exporter",): chk.mapping(top.get("exporter"), ("exporter",), ("targets", "scheme")) or {},
+                ("inventory_service",): chk.mapping(top.get("inventory_service"), ("inventory_service",),
+                                                    ("url",)) or {}}
+    # (section, key in the file) -> Settings field; absent keys keep the dataclass default.
+    for where, key, attr, parse in (
+            (("exporter",), "targets", "exporter_targets", lambda v, p: _targets(chk, v, p)),
+            (("exporter",), "scheme", "exporter_scheme", lambda v, p: chk.choice(v, p, ("http", "https"))),
+            (("inventory_service",), "url", "inventory_url", chk.url),
+            ((), "site", "site", chk.text),
+            ((), "external_labels", "external_labels", lambda v, p: _external_labels(chk, v, p))):
+        if key in sections[where] and (value := parse(sections[where][key], where + (key,))) is not INVALID:
+            kw[attr] = value
     chk.raise_if_any(SettingsError)
     return Settings(**kw)
 

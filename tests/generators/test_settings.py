@@ -158,3 +158,13 @@ def test_settings_reach_rules_and_scrape_config():
     assert "job_name: wardops_probe" in scrape and "url: http://127.0.0.1:9119/api/v1/sd" in scrape
     assert "site: dc1" in scrape
     assert "https://grafana.bank.example/d/wardops-device" in files["alertmanager/templates/wardops.tmpl"]
+
+
+def test_site_and_exporter_fields_keep_their_defaults_unless_set():
+    s = loads_settings("site: tbilisi-dc\nexporter: {scheme: https}\n")
+    assert (s.site, s.exporter_scheme, s.exporter_targets) == ("tbilisi-dc", "https", DEFAULT_SETTINGS.exporter_targets)
+    with pytest.raises(SettingsError) as info:
+        loads_settings("site: ' dc'\nexternal_labels: {monitor: \"a\\tb\"}\n", "s.yml")
+    assert [str(p) for p in info.value.problems] == [
+        "s.yml:1: site: must not start or end with spaces, got string ' dc'",
+        "s.yml:2: external_labels.monitor: must not contain control characters, got string 'a\\tb'"]
