@@ -198,7 +198,8 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.f
 keys = st.sampled_from(["devices", "classify", "snmp_profiles", "maintenance", "name", "ip", "region", "branch",
                         "role", "isp", "snmp", "enabled", "labels", "match", "set", "version", "community_env",
                         "username", "auth_protocol", "auth_key_file", "weekdays", "times", "timezone",
-                        "branches", "ip_last_octet", "ip_in", "name_regex", "x"])
+                        "branches", "ip_last_octet", "ip_in", "name_regex", "x", "topology", "upstreams",
+                        "upstream", "regions", "region_upstreams", "timeout", "a"])
 documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                           st.dictionaries(keys, inner, max_size=6)), max_leaves=30)
 

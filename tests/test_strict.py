@@ -6,6 +6,9 @@ from __future__ import annotations
 import tracemalloc
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from exporter.config import ExporterConfigError, loads_config
 from generators.settings import SettingsError, loads_settings
@@ -164,3 +167,29 @@ def test_label_values_that_would_break_exposition_are_rejected(value, message):
                         "l.yml")
     (problem,) = exc.value.problems
     assert str(problem).startswith(f"l.yml:2: devices[0].labels.rack: {message}")
+
+
+# --- fuzzing: the exporter config and the settings raise only their own ConfigError --------------
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.floats(allow_nan=True),
+                    st.text(max_size=20), st.sampled_from(["1h30m", "1.5s", "0", "-1", "198.18.0.1", "noc",
+                                                           "http://127.0.0.1:1/", "127.0.0.1:9118", "isp"]))
+keys = st.sampled_from([
+    "policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory", "snmp", "site",
+    "isp", "default", "interval", "packets", "spacing", "timeout", "down_after", "up_after", "mode", "canaries",
+    "allowed_cidrs", "deadline", "receivers", "routing", "intervals", "thresholds", "urls", "exporter",
+    "external_labels", "noc", "webhooks", "emails", "telegram", "url", "critical", "watchdog", "loss_window",
+    "flap_changes", "targets", "chat_id", "bot_token_env", "to", "from", "smarthost", "x"])
+documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                          st.dictionaries(keys, inner, max_size=6)), max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents)
+def test_fuzz_exporter_config_and_settings_raise_only_their_own_error(doc):
+    text = yaml.safe_dump(doc)
+    for load, error in ((loads_config, ExporterConfigError), (loads_settings, SettingsError)):
+        try:
+            load(text, "fuzz.yml")
+        except error as exc:
+            assert exc.problems and all(str(p).startswith("fuzz.yml") for p in exc.problems)
