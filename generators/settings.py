@@ -350,7 +350,7 @@ def _external_labels(chk: Checker, value, path: Path_):
         return INVALID
     out = {}
     for k, v in value.items():
-        p = path + (k if isinstance(k, str | int) else str(k),)
+        p = path + (k if isinstance(k, str) else str(k),)
         if chk.label_name(k, p) is not INVALID and chk.text(v, p) is not INVALID:
             out[k] = v
     return MappingProxyType(dict(sorted(out.items())))

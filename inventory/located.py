@@ -176,6 +176,8 @@ class _Builder:
             # A key's line is where the key is written, which is what an editor wants.
             key_path = path + (key,)
             lines[key_path] = key_line
+            if not isinstance(key, str):
+                lines[path + (str(key),)] = key_line  # checkers name a non-string key by its text
             value_event = next(events)
             if type(value_event) is ScalarEvent and not value_event.anchor:
                 self.nodes += 1

@@ -122,7 +122,7 @@ def _profiles(chk: _Checker, value: object) -> dict[str, SnmpProfile]:
     out: dict[str, SnmpProfile] = {}
     extra_seen: dict[str, tuple[str, bool, str]] = {}
     for name, raw in value.items():
-        p = path + (name if isinstance(name, str | int) else str(name),)
+        p = path + (name if isinstance(name, str) else str(name),)
         if chk.name(name, p, "a profile name") is INVALID:
             continue
         if isinstance(raw, dict) and any(k in raw for k in SECRET_FIELDS):
@@ -578,7 +578,7 @@ def _topology(chk: _Checker, value: object, devices: list[Device]) -> Topology:
             seen.append(d.branch)
     nodes: dict[str, Upstream] = {}
     for name, raw in raw_nodes.items():
-        p = path + ("upstreams", name if isinstance(name, str | int) else str(name))
+        p = path + ("upstreams", name if isinstance(name, str) else str(name))
         if chk.name(name, p, "an upstream name") is INVALID:
             continue
         node = chk.mapping(raw, p, UPSTREAM_KEYS)

@@ -166,7 +166,7 @@ class Checker:
         allowed = tuple(allowed)
         for key in value:
             if key not in allowed:
-                self.error(path + (key if isinstance(key, str | int) else str(key),),
+                self.error(path + (key if isinstance(key, str) else str(key),),
                            f"unknown key (allowed: {', '.join(allowed)})")
         return value
 
