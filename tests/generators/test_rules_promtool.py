@@ -440,7 +440,6 @@ def test_exporter_alerts(rules_dir, rule_index):
 
 def test_the_exporter_cannot_go_blind_in_silence(rules_dir, rule_index):
     exp = {"job": "wardops_icmp", "instance": "127.0.0.1:9118"}
-    steps = 120
     inputs = [
         # 40 targets, then the inventory is emptied at 600 s.
         {"series": series("wardops_exporter_targets", {**exp, "policy": "default"}), "values": "40x59 0x60"},
