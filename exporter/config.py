@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -27,6 +28,7 @@ from inventory.model import ROLES
 from inventory.strict import INVALID, Checker, format_duration
 
 MODES = ("auto", "unprivileged", "raw")
+_ENV_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 DEFAULT_POLICY = "default"
 DEFAULT_POLICY_LABEL = "probe_policy"
 
@@ -78,7 +80,29 @@ class ProbeSettings:
 @dataclass(frozen=True, slots=True)
 class InventorySettings:
     poll_interval: float = 5.0  # file mtime check / HTTP SD poll
-    timeout: float = 10.0  # HTTP SD request timeout
+    # Overall deadline of one HTTP SD fetch (SD list + SNMP profiles, body included), not per read:
+    # a server dripping a byte every 2 s must not freeze polling.
+    timeout: float = 10.0
+    # Largest HTTP SD / profiles body read (bytes, counted while streaming): 10,000 devices are ~3 MB.
+    max_bytes: int = 64 << 20
+    # A reload removing more than this share of the devices in use is held (0.5 = half).
+    max_drop_share: float = 0.5
+    # ...and applied once the same answer persists this long (seconds), or on POST /-/reload?force=1.
+    hold_time: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsSettings:
+    """Where secret references of SNMP profiles may point (set on the exporter host, never by the
+    inventory). Without it, references from an inventory service are refused; a local file inventory
+    resolves as before."""
+
+    directory: str | None = None  # community_file/auth_key_file/... must resolve inside it
+    env_prefix: str | None = None  # community_env/... must start with it (e.g. WARDOPS_)
+
+    @property
+    def configured(self) -> bool:
+        return self.directory is not None or self.env_prefix is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +136,7 @@ class ExporterConfig:
     inventory: InventorySettings = field(default_factory=InventorySettings)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     site: SiteSettings = field(default_factory=SiteSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
     source: str = field(default="", compare=False)
 
     def policy_for(self, role: str, labels: Mapping[str, str]) -> Policy:
@@ -173,9 +198,15 @@ def build_config(data: object, chk: Checker, source: str = "") -> ExporterConfig
     for key, cls, parsers in (
         ("probe", ProbeSettings, {"allowed_cidrs": lambda v, p: _cidrs(chk, v, p),
                                   "timeout": lambda v, p: chk.seconds(v, p, 0.0, 60)}),
-        ("inventory", InventorySettings, {"poll_interval": lambda v, p: chk.seconds(v, p, 0.1, 3600),
-                                          "timeout": lambda v, p: chk.seconds(v, p, 0.0, 300)}),
+        ("inventory", InventorySettings, {
+            "poll_interval": lambda v, p: chk.seconds(v, p, 0.1, 3600),
+            "timeout": lambda v, p: chk.seconds(v, p, 0.0, 300),
+            "max_bytes": lambda v, p: chk.integer(v, p, 1024, 1 << 34),
+            "max_drop_share": lambda v, p: chk.number(v, p, 0, 1),  # 1: never hold
+            "hold_time": lambda v, p: chk.seconds(v, p, 0.0, 7 * 86400, inclusive=True)}),
         ("site", SiteSettings, {"canaries": lambda v, p: _canaries(chk, v, p)}),
+        ("secrets", SecretsSettings, {"directory": lambda v, p: _absolute_dir(chk, v, p),
+                                      "env_prefix": lambda v, p: _env_prefix(chk, v, p)}),
     ):
         m = chk.mapping(top.get(key), (key,), _keys(cls))
         kw[key] = chk.build(cls, m or {}, (key,), **parsers)
@@ -282,6 +313,25 @@ def _canaries(chk: Checker, value, path) -> tuple[str, ...]:
         else:
             first[addr.compressed] = i
     return tuple(first)
+
+
+def _absolute_dir(chk: Checker, value, path):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 4096:
+        chk.error(path, f"must be an absolute directory path, got {describe_value(value)}")
+        return INVALID
+    return value
+
+
+def _env_prefix(chk: Checker, value, path):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ENV_PREFIX_RE.match(value):
+        chk.error(path, "must be a non-empty environment variable name prefix [A-Za-z_][A-Za-z0-9_]*, "
+                        f"got {describe_value(value)}")
+        return INVALID
+    return value
 
 
 def _snmp(chk: Checker, value) -> SnmpSettings:

@@ -72,7 +72,7 @@ INVALID = {
         '4: policies.isp.retries: unknown key (allowed: interval, packets, spacing, timeout, down_after, up_after)',
     ],
     "invalid-unknown-top-key.yml": [
-        '1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp, site)',
+        '1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp, site, secrets)',
     ],
     "invalid-yaml-syntax.yml": [
         "3: YAML syntax error: did not find expected ',' or '}'",
@@ -161,3 +161,23 @@ def test_site_canaries_are_canonical_addresses_in_order():
     assert load_config(None).site.canaries == ()
     cfg = loads_config('site:\n  canaries: [198.18.255.1, "2001:DB8:0:0::7"]\n')
     assert cfg.site.canaries == ("198.18.255.1", "2001:db8::7")
+
+
+def test_inventory_fetch_limits_and_secrets_policy_keys():
+    from exporter.config import InventorySettings, SecretsSettings
+
+    cfg = load_config(None)
+    assert cfg.secrets == SecretsSettings() and not cfg.secrets.configured
+    cfg = loads_config("inventory: {timeout: 3s, max_bytes: 4096, max_drop_share: 0.2, hold_time: 0}\n"
+                       "secrets: {directory: /etc/wardops/secrets, env_prefix: WARDOPS_}\n")
+    assert cfg.inventory == InventorySettings(timeout=3.0, max_bytes=4096, max_drop_share=0.2, hold_time=0.0)
+    assert cfg.secrets == SecretsSettings("/etc/wardops/secrets", "WARDOPS_") and cfg.secrets.configured
+    with pytest.raises(ConfigError) as err:
+        loads_config("inventory: {max_drop_share: 1.5, hold_time: 8d}\nsecrets: {directory: etc, env_prefix: A-}\n",
+                     "c.yml")
+    assert [str(p) for p in err.value.problems] == [
+        "c.yml:1: inventory.max_drop_share: must be a number from 0 to 1, got number 1.5",
+        "c.yml:1: inventory.hold_time: must be a duration from 0s to 7d, got string '8d'",
+        "c.yml:2: secrets.directory: must be an absolute directory path, got string 'etc'",
+        "c.yml:2: secrets.env_prefix: must be a non-empty environment variable name prefix [A-Za-z_][A-Za-z0-9_]*, "
+        "got string 'A-'"]
