@@ -168,3 +168,28 @@ def test_site_and_exporter_fields_keep_their_defaults_unless_set():
     assert [str(p) for p in info.value.problems] == [
         "s.yml:1: site: must not start or end with spaces, got string ' dc'",
         "s.yml:2: external_labels.monitor: must not contain control characters, got string 'a\\tb'"]
+
+
+def test_fractional_and_plain_durations_reach_generated_configs_in_a_form_every_tool_reads(tmp_path):
+    """The kit accepts `1.5m` and `90`; Prometheus' model.Duration (promtool, Alertmanager) has no
+    fractions, so such values are written canonically (`1m30s`) and the real checkers accept them."""
+    import subprocess
+
+    from tests.generators.helpers import REPO, generate_into, need
+
+    settings = loads_settings(
+        "intervals: {isp_eval: 1.5s, default_eval: 7.5, isp_scrape: 1.5s}\n"
+        "thresholds: {loss_for: 1.5m, recovery_hold: 90, loss_window: 0.25h}\n"
+        "routing: {critical_group_interval: 7.5s, warning_repeat_interval: 1.5h}\n", "s.yml")
+    assert (str(settings.intervals.isp_eval), str(settings.intervals.default_eval)) == ("1s500ms", "7s500ms")
+    assert (str(settings.thresholds.loss_for), str(settings.thresholds.loss_window)) == ("1m30s", "15m")
+    generate_into(tmp_path, REPO / "examples" / "inventory.yml", settings, "examples/inventory.yml")
+    alerts = tmp_path / "rules" / "alerts.yml"
+    assert "1s500ms" in alerts.read_text() and "1m30s" in alerts.read_text()
+    for argv in (["promtool", "check", "rules", str(alerts), str(tmp_path / "rules" / "recording.yml")],
+                 ["vmalert", "-dryRun", f"-rule={alerts}"],
+                 ["amtool", "check-config", str(tmp_path / "alertmanager" / "alertmanager.yml")],
+                 ["vmagent", "-promscrape.config.dryRun", f"-promscrape.config={tmp_path / 'vmagent' / 'scrape.yml'}",
+                  f"-remoteWrite.tmpDataPath={tmp_path / 'vmagent-data'}"]):
+        result = subprocess.run([need(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{argv[0]}: {result.stdout}\n{result.stderr}"
