@@ -4,6 +4,11 @@ The validator works on plain data (so the HTTP service can validate JSON with th
 this module keeps the YAML line numbers that error messages need. It builds the data straight
 from libyaml's parse events: PyYAML's node/constructor layer costs 5x more than parsing, and a
 10,000-device inventory must load well under a second.
+
+Anchors and aliases work for scalars, sequences and mappings (`weekdays: &wd [...]`, then `*wd`);
+each alias use is a copy, and all alias uses together may add at most MAX_ALIAS_NODES nodes, so a
+small document cannot expand into gigabytes ("billion laughs"). Errors are raised as the caller's
+ConfigError subclass (`read_yaml(..., error=SettingsError)`).
 """
 
 from __future__ import annotations
