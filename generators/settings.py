@@ -20,7 +20,7 @@ from inventory.errors import ConfigError, Problem, describe_value, quote
 from inventory.located import Locator, Path_, read_yaml
 from inventory.schema import json_locator
 from inventory.secrets import Secret
-from inventory.strict import INVALID, Checker, Duration
+from inventory.strict import INVALID, Checker, Duration, label_value_problem
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:9095/"
 _TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
@@ -354,7 +354,13 @@ def _external_labels(chk: Checker, value, path: Path_):
     out = {}
     for k, v in value.items():
         p = path + (k if isinstance(k, str) else str(k),)
-        if chk.label_name(k, p) is not INVALID and chk.text(v, p) is not INVALID:
+        if chk.label_name(k, p) is INVALID:
+            continue
+        if not isinstance(v, str):
+            chk.error(p, f"label value must be a string (quote numbers), got {describe_value(v)}")
+        elif problem := label_value_problem(v):
+            chk.error(p, problem)
+        else:
             out[k] = v
     return MappingProxyType(dict(sorted(out.items())))
 

@@ -35,7 +35,7 @@ from inventory.model import (
     Upstream,
     frozen_labels,
 )
-from inventory.strict import INVALID, MAX_TEXT, Checker, field_default
+from inventory.strict import INVALID, MAX_TEXT, Checker, field_default, label_value_problem
 
 TOP_KEYS = ("classify", "snmp_profiles", "maintenance", "devices", "topology")
 TOPOLOGY_KEYS = ("region_upstreams", "upstreams")
@@ -85,7 +85,8 @@ class _Checker(Checker):
             elif not isinstance(val, str):
                 self.error(p, f"label value must be a string (quote numbers), got {describe_value(val)}")
                 ok = False
-            elif self.text(val, p) is INVALID:
+            elif problem := label_value_problem(val):
+                self.error(p, problem)
                 ok = False
             else:
                 out[key] = val

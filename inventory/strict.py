@@ -117,6 +117,21 @@ class Duration:
         return self.text
 
 
+def label_value_problem(value: str) -> str | None:
+    """Why a label value is unusable, or None. Values go into Prometheus labels, alert texts and chat
+    messages: control characters (NUL, CR, LF, tab) break those, and an empty value or one with edge
+    spaces looks like another value (or, to Prometheus, like no label at all)."""
+    if not value:
+        return "must not be empty"
+    if _CONTROL_RE.search(value):
+        return "must not contain control characters (NUL, CR, LF, tab, ...)"
+    if value != value.strip():
+        return "must not start or end with spaces"
+    if len(value) > MAX_TEXT:
+        return f"must be at most {MAX_TEXT} characters, got {describe_value(value)}"
+    return None
+
+
 def in_source_order(problems: Iterable[Problem]) -> list[Problem]:
     """Sorted by line for "file:line" locations; stable, so same-line problems and JSON paths keep
     the order they were found in."""
@@ -322,4 +337,4 @@ class Checker:
 
 
 __all__ = ["DURATION_GRAMMAR", "INVALID", "MAX_TEXT", "Checker", "ConfigError", "Duration", "Invalid",
-           "field_default", "format_duration", "in_source_order", "parse_duration", "quote"]
+           "field_default", "format_duration", "in_source_order", "label_value_problem", "parse_duration", "quote"]

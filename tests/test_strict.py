@@ -154,10 +154,10 @@ def test_messages_quote_at_most_80_characters_of_a_value():
 
 
 @pytest.mark.parametrize(("value", "message"), [
-    ('"a\\x00b"', "must not contain control characters"),
-    ('"a\\r\\nb"', "must not contain control characters"),
-    ('"a\\tb"', "must not contain control characters"),
-    ('""', "must be a non-empty string, got an empty string"),
+    ('"a\\x00b"', "must not contain control characters (NUL, CR, LF, tab, ...)"),
+    ('"a\\r\\nb"', "must not contain control characters (NUL, CR, LF, tab, ...)"),
+    ('"a\\tb"', "must not contain control characters (NUL, CR, LF, tab, ...)"),
+    ('""', "must not be empty"),
     ('" edge"', "must not start or end with spaces"),
     ("x" * 129, "must be at most 128 characters"),
 ])

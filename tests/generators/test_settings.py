@@ -69,7 +69,7 @@ INVALID = {
         f"{T}settings-invalid-wrong-types.yml:6: exporter.scheme: must be one of http, https, got string 'ftp'",
         f"{T}settings-invalid-wrong-types.yml:8: external_labels.bad-name: must be a label name [a-z_][a-z0-9_]* (not starting __), got "
         "string 'bad-name'",
-        f"{T}settings-invalid-wrong-types.yml:9: external_labels.site: must be a non-empty string, got number 5",
+        f"{T}settings-invalid-wrong-types.yml:9: external_labels.site: label value must be a string (quote numbers), got number 5",
     ],
     "settings-invalid-yaml-syntax.yml": [
         f"{T}settings-invalid-yaml-syntax.yml:3: YAML syntax error: did not find expected ',' or '}}'",
@@ -167,7 +167,7 @@ def test_site_and_exporter_fields_keep_their_defaults_unless_set():
         loads_settings("site: ' dc'\nexternal_labels: {monitor: \"a\\tb\"}\n", "s.yml")
     assert [str(p) for p in info.value.problems] == [
         "s.yml:1: site: must not start or end with spaces, got string ' dc'",
-        "s.yml:2: external_labels.monitor: must not contain control characters, got string 'a\\tb'"]
+        "s.yml:2: external_labels.monitor: must not contain control characters (NUL, CR, LF, tab, ...)"]
 
 
 def test_fractional_and_plain_durations_reach_generated_configs_in_a_form_every_tool_reads(tmp_path):
