@@ -18,18 +18,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from exporter.contract import Family
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROLE_SPLIT = "isp"  # the one role vmagent scrapes separately (fast job)
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    name: str
-    type: str  # gauge | counter
-    help: str
-
-    def header(self) -> bytes:
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n".encode()
 
 
 # family name -> (lines of ISP-role devices, all other lines)

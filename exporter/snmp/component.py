@@ -13,28 +13,16 @@ import asyncio
 from collections.abc import Iterable, Mapping
 
 from exporter.component import Runtime
-from exporter.exposition import Family, Section, escape, label_text, number
-from exporter.snmp.metrics import IF_COUNTERS
+from exporter.contract import SNMP_FAMILIES, SNMP_IF_COUNTERS, Family, snmp_extra_family
+from exporter.exposition import Section, escape, label_text, number
 from exporter.snmp.poller import DeviceSample, SnmpPoller
 from inventory.model import Device
 
 POLICY = "snmp"  # the `policy` label of the SNMP self-metrics (one round loop for all SNMP devices)
 SELF_LABELS = f'{{protocol="snmp",policy="{POLICY}"}}'
 
-FAMILIES = (
-    Family("wardops_snmp_up", "gauge", "1 if the last SNMP poll of the device succeeded."),
-    Family("wardops_snmp_uptime_seconds", "gauge", "Device sysUpTime in seconds."),
-    Family("wardops_snmp_poll_duration_seconds", "gauge", "Duration of the last SNMP poll of the device."),
-    Family("wardops_snmp_if_oper_up", "gauge", "1 if ifOperStatus is up(1)."),
-    Family("wardops_snmp_if_admin_up", "gauge", "1 if ifAdminStatus is up(1)."),
-    Family("wardops_snmp_if_speed_bps", "gauge", "Interface speed (ifHighSpeed) in bits/s."),
-    Family("wardops_snmp_if_last_change_seconds", "gauge",
-           "Unix time of the interface's last status change (from ifLastChange)."),
-    *(Family(f"{name}_total", "counter", help_text) for name, help_text, _ in IF_COUNTERS),
-    Family("wardops_snmp_poll_errors_total", "counter",
-           "Failed SNMP polls by error kind (timeout, auth, agent, protocol, credentials, deadline, network)."),
-)
-_COUNTERS = tuple((f"{name}_total", column) for name, _, column in IF_COUNTERS)
+FAMILIES = SNMP_FAMILIES
+_COUNTERS = tuple((family.name, column) for family, column in SNMP_IF_COUNTERS)
 
 # One row per device of a round: (labels text, is_isp, sample, error counts {kind: n}).
 Row = tuple
@@ -94,9 +82,8 @@ def extra_families(profiles: Mapping) -> list[Family]:
     out = {}
     for profile in profiles.values():
         for extra in getattr(profile, "extra_oids", ()) or ():
-            name = f"wardops_snmp_{extra.metric}" + ("_total" if extra.type == "counter" else "")
-            out[name] = Family(name, "counter" if extra.type == "counter" else "gauge",
-                               f"Extra SNMP OID ({extra.type}) from the device's profile.")
+            family = snmp_extra_family(extra.metric, extra.type, extra.table)
+            out[family.name] = family
     return [out[n] for n in sorted(out)]
 
 
