@@ -86,7 +86,13 @@ class Exposition:
         with self._lock:
             for family in families:
                 self._families[family.name] = family
-                self._gz_headers[family.name] = gzip_member(family.header())
+                self._gz_headers.pop(family.name, None)
+
+    def _gz_header(self, family: Family) -> bytes:
+        header = self._gz_headers.get(family.name)
+        if header is None:  # compressed on the first gzip scrape (one-off expositions never gzip)
+            header = self._gz_headers[family.name] = gzip_member(family.header())
+        return header
 
     def add_source(self, source: SampleSource) -> None:
         with self._lock:
@@ -134,6 +140,24 @@ class Exposition:
                 text = "".join(extra[name]).encode()
                 chunks.append(gzip_member(text) if gzip else text)
             if chunks:
-                out.append(self._gz_headers[name] if gzip else family.header())
+                out.append(self._gz_header(family) if gzip else family.header())
                 out.extend(chunks)
         return out
+
+
+def samples_section(samples: Iterable[tuple[str, str, float]]) -> Section:
+    """(family name, label text, value) samples -> a section (all lines in the non-ISP half)."""
+    lines: dict[str, list[str]] = {}
+    for name, labels, value in samples:
+        lines.setdefault(name, []).append(f"{name}{labels} {number(value)}\n")
+    return {name: (b"", "".join(text).encode()) for name, text in lines.items()}
+
+
+def render_text(families: Iterable[Family], *sections: Section) -> bytes:
+    """A one-off exposition (a /probe answer, the `wardops snmp poll` output): `sections` under the
+    HELP/TYPE of `families`, in family order, rendered exactly as a scrape of /metrics would be."""
+    expo = Exposition()
+    expo.register(families)
+    for key, section in enumerate(sections):
+        expo.publish(key, section)
+    return b"".join(expo.render())
