@@ -156,6 +156,10 @@ def samples_section(samples: Iterable[tuple[str, str, float]]) -> Section:
 def render_text(families: Iterable[Family], *sections: Section) -> bytes:
     """A one-off exposition (a /probe answer, the `wardops snmp poll` output): `sections` under the
     HELP/TYPE of `families`, in family order, rendered exactly as a scrape of /metrics would be."""
+    families = tuple(families)
+    unknown = {name for section in sections for name in section} - {f.name for f in families}
+    if unknown:  # Exposition.render serves registered families only: these lines would vanish
+        raise ValueError(f"no family registered for {', '.join(sorted(unknown))}")
     expo = Exposition()
     expo.register(families)
     for key, section in enumerate(sections):
