@@ -10,23 +10,13 @@ from dataclasses import dataclass, field
 
 from exporter.component import Runtime
 from exporter.config import Policy
-from exporter.exposition import Family, Section, label_text
+from exporter.contract import ICMP_FAMILIES
+from exporter.exposition import Section, label_text
 from exporter.icmp.engine import IcmpEngine
 from exporter.state import UNKNOWN, DeviceState, round_stats
 from inventory.model import Device
 
-FAMILIES = (
-    Family("wardops_icmp_up", "gauge", "1 if the device answers ICMP echo (hysteresis-filtered), 0 if DOWN."),
-    Family("wardops_icmp_rtt_seconds", "gauge", "Average echo round-trip time of the last round."),
-    Family("wardops_icmp_rtt_min_seconds", "gauge", "Minimum echo round-trip time of the last round."),
-    Family("wardops_icmp_rtt_max_seconds", "gauge", "Maximum echo round-trip time of the last round."),
-    Family("wardops_icmp_jitter_seconds", "gauge", "Mean absolute difference of consecutive RTTs, last round."),
-    Family("wardops_icmp_loss_ratio", "gauge", "Share of echo requests without a reply in the last round."),
-    Family("wardops_icmp_packets_sent_total", "counter", "Echo requests sent."),
-    Family("wardops_icmp_packets_received_total", "counter", "Echo replies received within the timeout."),
-    Family("wardops_icmp_status_changes_total", "counter", "UP/DOWN transitions (hysteresis-filtered)."),
-    Family("wardops_icmp_last_change_timestamp_seconds", "gauge", "When the current UP/DOWN state began (UTC epoch)."),
-)
+FAMILIES = ICMP_FAMILIES  # exporter/contract.py; render_rows writes them in this order
 _NAMES = tuple(f.name for f in FAMILIES)
 
 
