@@ -174,16 +174,17 @@ def phase(lab: Lab, inv: Path, work: Path, snmp: bool, seconds: float, snmp_inte
 
 def render_compare(n: int, interfaces: int = 24, repeat: int = 3) -> dict:
     """CPU to render one round of n SNMP devices: the component's direct lines vs prometheus_client's
-    families + generate_latest (the poller's metrics.py), same synthetic snapshot; best of `repeat`."""
+    families + generate_latest (the tests' oracle, tests/snmp/oracle.py), same synthetic snapshot; best of
+    `repeat`."""
     import gc
 
     from prometheus_client import CollectorRegistry, generate_latest
 
     from exporter.exposition import label_text
-    from exporter.snmp.component import render_rows
-    from exporter.snmp.metrics import families
     from exporter.snmp.poller import DeviceSample, InterfaceSample, SnmpSnapshot
+    from exporter.snmp.render import render_rows
     from inventory.model import Device
+    from tests.snmp.oracle import families
 
     now = time.time()
     samples = []
@@ -201,7 +202,7 @@ def render_compare(n: int, interfaces: int = 24, repeat: int = 3) -> dict:
     rows = tuple((label_text(s.device.target_labels()), False, s, ()) for s in samples)
 
     def client():
-        fams = families(snap, self_metrics=False)
+        fams = families(snap)
         reg = CollectorRegistry()
         reg.register(type("C", (), {"collect": lambda self: fams})())
         return generate_latest(reg)

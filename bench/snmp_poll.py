@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
 
-from exporter.snmp import SnmpPoller, families  # noqa: E402
+from exporter.snmp import SnmpPoller  # noqa: E402
 from exporter.snmp.oids import DYNAMIC_COLUMNS, STATIC_COLUMNS  # noqa: E402
+from exporter.snmp.render import round_text  # noqa: E402
 from inventory.model import Device, SnmpProfile  # noqa: E402
 from inventory.secrets import Secret  # noqa: E402
 from wardops.lab.netns import Lab, enter_netns  # noqa: E402
@@ -146,15 +146,8 @@ async def poll_with_lag(poller) -> tuple[object, list[float]]:
 
 
 def render(snapshot) -> bytes:
-    fams = families(snapshot)
-
-    class Collector:
-        def collect(self):
-            return fams
-
-    reg = CollectorRegistry()
-    reg.register(Collector())
-    return generate_latest(reg)
+    """The round as /metrics serves it (the exporter's one SNMP renderer)."""
+    return round_text(snapshot, (s.device for s in snapshot.devices), {})
 
 
 def free_port() -> int:

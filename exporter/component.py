@@ -16,8 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from exporter.config import ExporterConfig
-from exporter.exposition import Exposition, Family, Section
+from exporter.contract import SELF_FAMILIES, Family
+from exporter.exposition import Exposition, Section
 from inventory.model import Device, Inventory
+
+__all__ = ["COMPONENTS", "SELF_FAMILIES", "Component", "Runtime"]
 
 # name -> "module:Class"; imported only when used.
 COMPONENTS: dict[str, str] = {
@@ -90,21 +93,3 @@ class Component(Protocol):
 
     async def stop(self) -> None: ...
 
-
-# Self-metric families every component may contribute samples to (contract names).
-SELF_FAMILIES = (
-    Family("wardops_exporter_build_info", "gauge", "Exporter version."),
-    Family("wardops_exporter_round_duration_seconds", "gauge", "Duration of the last completed round."),
-    Family("wardops_exporter_rounds_total", "counter", "Completed probe rounds."),
-    Family("wardops_exporter_round_overruns_total", "counter",
-           "Round starts skipped because the previous round ran past its interval (never queued)."),
-    Family("wardops_exporter_targets", "gauge", "Devices probed per round."),
-    Family("wardops_exporter_last_round_timestamp_seconds", "gauge", "When the last round completed (UTC epoch)."),
-    Family("wardops_exporter_send_errors_total", "counter", "Packets the kernel refused to send."),
-    Family("wardops_exporter_receive_drops_total", "counter",
-           "Packets the kernel dropped because the socket receive queue was full (SO_RXQ_OVFL)."),
-    Family("wardops_exporter_config_reload_success", "gauge", "1 if the last config file (re)load succeeded."),
-    Family("wardops_exporter_inventory_reload_success", "gauge", "1 if the last inventory (re)load succeeded."),
-    Family("wardops_exporter_inventory_reload_timestamp_seconds", "gauge",
-           "When the inventory was last loaded successfully (UTC epoch)."),
-)

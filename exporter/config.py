@@ -22,28 +22,26 @@ policy's rounds for a branch's other devices) judges them by the same evidence a
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from inventory.errors import InventoryError, Problem, describe_value
+from inventory.errors import ConfigError, Problem, describe_value, quote
 from inventory.located import read_yaml
-from inventory.model import LABEL_NAME_RE, NAME_RE, ROLES
+from inventory.model import ROLES
+from inventory.strict import INVALID, Checker, format_duration
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
 MODES = ("auto", "unprivileged", "raw")
+_ENV_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 DEFAULT_POLICY = "default"
 DEFAULT_POLICY_LABEL = "probe_policy"
 
 
-class ConfigError(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+class ExporterConfigError(ConfigError):
+    """The exporter config is invalid (`ConfigError`, the kit's base, catches it too)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +87,29 @@ class ProbeSettings:
 @dataclass(frozen=True, slots=True)
 class InventorySettings:
     poll_interval: float = 5.0  # file mtime check / HTTP SD poll
-    timeout: float = 10.0  # HTTP SD request timeout
+    # Overall deadline of one HTTP SD fetch (SD list + SNMP profiles, body included), not per read:
+    # a server dripping a byte every 2 s must not freeze polling.
+    timeout: float = 10.0
+    # Largest HTTP SD / profiles body read (bytes, counted while streaming): 10,000 devices are ~3 MB.
+    max_bytes: int = 64 << 20
+    # A reload removing more than this share of the devices in use is held (0.5 = half).
+    max_drop_share: float = 0.5
+    # ...and applied once the same answer persists this long (seconds), or on POST /-/reload?force=1.
+    hold_time: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsSettings:
+    """Where secret references of SNMP profiles may point (set on the exporter host, never by the
+    inventory). Without it, references from an inventory service are refused; a local file inventory
+    resolves as before."""
+
+    directory: str | None = None  # community_file/auth_key_file/... must resolve inside it
+    env_prefix: str | None = None  # community_env/... must start with it (e.g. WARDOPS_)
+
+    @property
+    def configured(self) -> bool:
+        return self.directory is not None or self.env_prefix is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +143,7 @@ class ExporterConfig:
     inventory: InventorySettings = field(default_factory=InventorySettings)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     site: SiteSettings = field(default_factory=SiteSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
     source: str = field(default="", compare=False)
 
     def policy_for(self, role: str, labels: Mapping[str, str]) -> Policy:
@@ -136,235 +157,209 @@ class ExporterConfig:
         return self.policies[name]
 
 
-TOP_KEYS = ("policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory", "snmp")
-SNMP_KEYS = ("enabled", "interval", "concurrency", "static_every", "deadline")
+def _keys(cls, *skip: str) -> tuple[str, ...]:
+    """The keys a section accepts: its dataclass fields (so a new field is a new key, once)."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in (*skip, "source"))
+
+
+TOP_KEYS = _keys(ExporterConfig)
+POLICY_KEYS = _keys(Policy, "name")
+_DEFAULTS = ExporterConfig()
 
 
 def load_config(path: str | None) -> ExporterConfig:
-    """The built-in defaults without a file; ConfigError lists every problem otherwise."""
+    """The built-in defaults without a file; ExporterConfigError lists every problem otherwise."""
     if path is None:
-        return ExporterConfig()
+        return _DEFAULTS
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(path, f"cannot read config: {exc}")]) from None
+        raise ExporterConfigError([Problem(path, f"cannot read config: {exc}")]) from None
     return loads_config(text, path)
 
 
 def loads_config(text: str, source: str = "<config>") -> ExporterConfig:
-    try:
-        data, locate = read_yaml(text, source)
-    except InventoryError as exc:
-        raise ConfigError(exc.problems) from None
-    return _Builder(locate, source).build(data)
+    data, locate = read_yaml(text, source, ExporterConfigError)
+    return build_config(data, Checker(locate), source)
 
 
-def _dotted(path: tuple) -> str:
-    return ".".join(str(p) for p in path)
+def build_config(data: object, chk: Checker, source: str = "") -> ExporterConfig:
+    top = chk.mapping(data, (), TOP_KEYS)
+    if top is None:
+        chk.raise_if_any(ExporterConfigError)
+    policies = _policies(chk, top.get("policies"))
+    kw: dict = {"policies": MappingProxyType(policies)}
+    if "default_policy" in top:
+        name = chk.name(top["default_policy"], ("default_policy",), "a policy name")
+        if name is not INVALID:
+            kw["default_policy"] = name
+            if name not in policies:
+                chk.error(("default_policy",), f"unknown policy {quote(name)} (defined: {', '.join(policies)})")
+    kw["role_policies"] = MappingProxyType(_role_policies(chk, top.get("role_policies"), policies))
+    if "policy_label" in top:
+        label = chk.label_name(top["policy_label"], ("policy_label",))
+        if label is not INVALID:
+            kw["policy_label"] = label
+    kw["icmp"] = _icmp(chk, top.get("icmp"))
+    for key, cls, parsers in (
+        ("probe", ProbeSettings, {"allowed_cidrs": lambda v, p: _cidrs(chk, v, p),
+                                  "timeout": lambda v, p: chk.seconds(v, p, 0.0, 60)}),
+        ("inventory", InventorySettings, {
+            "poll_interval": lambda v, p: chk.seconds(v, p, 0.1, 3600),
+            "timeout": lambda v, p: chk.seconds(v, p, 0.0, 300),
+            "max_bytes": lambda v, p: chk.integer(v, p, 1024, 1 << 34),
+            "max_drop_share": lambda v, p: chk.number(v, p, 0, 1),  # 1: never hold
+            "hold_time": lambda v, p: chk.seconds(v, p, 0.0, 7 * 86400, inclusive=True)}),
+        ("site", SiteSettings, {"canaries": lambda v, p: _canaries(chk, v, p)}),
+        ("secrets", SecretsSettings, {"directory": lambda v, p: _absolute_dir(chk, v, p),
+                                      "env_prefix": lambda v, p: _env_prefix(chk, v, p)}),
+    ):
+        m = chk.mapping(top.get(key), (key,), _keys(cls))
+        kw[key] = chk.build(cls, m or {}, (key,), **parsers)
+    kw["snmp"] = _snmp(chk, top.get("snmp"))
+    chk.raise_if_any(ExporterConfigError)
+    return ExporterConfig(source=source, **kw)
 
 
-class _Builder:
-    def __init__(self, locate, source: str):
-        self.locate = locate
-        self.source = source
-        self.problems: list[Problem] = []
-
-    def error(self, path: tuple, message: str) -> None:
-        self.problems.append(Problem(self.locate(path), f"{_dotted(path)}: {message}" if path else message, path))
-
-    def mapping(self, value, path, allowed) -> dict | None:
-        if not isinstance(value, dict):
-            self.error(path, f"must be a mapping, got {describe_value(value)}")
-            return None
-        for key in value:
-            if key not in allowed:
-                self.error(path + (key,), f"unknown key (allowed: {', '.join(allowed)})")
-        return value
-
-    def duration(self, m, path, key, default, low=0.0, high=3600.0, allow_zero=False) -> float:
-        if key not in m:
-            return default
-        value = m[key]
-        seconds = None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            seconds = float(value)
-        elif isinstance(value, str) and (match := _DURATION_RE.match(value.strip())):
-            seconds = float(match.group(1)) * _UNITS[match.group(2)]
-        if seconds is None or not math.isfinite(seconds) or not (low < seconds <= high or (allow_zero and seconds == 0)):
-            above = f"from {low:g}s" if allow_zero else f"above {low:g}s"
-            self.error(path + (key,), f"must be a duration {above} to {high:g}s "
-                                      f"(seconds, or like 500ms, 2s, 1m), got {describe_value(value)}")
-            return default
-        return seconds
-
-    def integer(self, m, path, key, default, low, high) -> int:
-        if key not in m:
-            return default
-        value = m[key]
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            self.error(path + (key,), f"must be a whole number from {low} to {high}, got {describe_value(value)}")
-            return default
-        return value
-
-    def name(self, value, path, what) -> str | None:
-        if not isinstance(value, str) or not NAME_RE.match(value):
-            self.error(path, f"{what} must match [a-z0-9][a-z0-9._-]*, got {describe_value(value)}")
-            return None
-        return value
-
-    def build(self, data) -> ExporterConfig:
-        if data is None:
-            data = {}
-        top = self.mapping(data, (), TOP_KEYS)
-        if top is None:
-            raise ConfigError(self.problems)
-        policies = self.policies(top.get("policies"))
-        default_policy = DEFAULT_POLICY
-        if "default_policy" in top:
-            default_policy = self.name(top["default_policy"], ("default_policy",), "a policy name") or default_policy
-        if default_policy not in policies:
-            self.error(("default_policy",), f"unknown policy {default_policy!r} (defined: {', '.join(policies)})")
-        role_policies = self.role_policies(top.get("role_policies"), policies)
-        policy_label = DEFAULT_POLICY_LABEL
-        if "policy_label" in top:
-            value = top["policy_label"]
-            if isinstance(value, str) and LABEL_NAME_RE.match(value):
-                policy_label = value
-            else:
-                self.error(("policy_label",), f"must be a label name [a-z_][a-z0-9_]*, got {describe_value(value)}")
-        icmp = self.icmp(top.get("icmp", {}))
-        probe = self.probe(top.get("probe", {}))
-        inventory = self.inventory(top.get("inventory", {}))
-        snmp = self.snmp(top.get("snmp", {}))
-        if self.problems:
-            raise ConfigError(self.problems)
-        return ExporterConfig(policies=MappingProxyType(policies), role_policies=MappingProxyType(role_policies),
-                              default_policy=default_policy, policy_label=policy_label, icmp=icmp,
-                              probe=probe, inventory=inventory, snmp=snmp, source=self.source)
-
-    def policies(self, value) -> dict[str, Policy]:
-        out = dict(BUILTIN_POLICIES)
-        if value is None:
-            return out
-        path = ("policies",)
-        if not isinstance(value, dict):
-            self.error(path, f"must be a mapping of policy name to settings, got {describe_value(value)}")
-            return out
-        for name, raw in value.items():
-            p = path + (name,)
-            if self.name(name, p, "policy name") is None:
-                continue
-            m = self.mapping(raw if raw is not None else {}, p, POLICY_KEYS)
-            if m is None:
-                continue
-            base = BUILTIN_POLICIES.get(name, BUILTIN_POLICIES["default"])
-            before = len(self.problems)
-            policy = Policy(
-                name=name,
-                interval=self.duration(m, p, "interval", base.interval, 0.05, 3600),
-                packets=self.integer(m, p, "packets", base.packets, 1, 20),
-                spacing=self.duration(m, p, "spacing", base.spacing, 0.0, 60, allow_zero=True),
-                timeout=self.duration(m, p, "timeout", base.timeout, 0.0, 60),
-                down_after=self.integer(m, p, "down_after", base.down_after, 1, 100),
-                up_after=self.integer(m, p, "up_after", base.up_after, 1, 100),
-            )
-            if len(self.problems) == before and policy.busy > policy.interval:
-                self.error(p, f"a round needs spacing x (packets - 1) + timeout = {policy.busy:g}s, "
-                              f"more than its interval {policy.interval:g}s")
-            out[name] = policy
+def _policies(chk: Checker, value) -> dict[str, Policy]:
+    """The built-in policies, overridden field by field; a new policy starts from `default`."""
+    out = dict(BUILTIN_POLICIES)
+    path = ("policies",)
+    if value is None:
         return out
-
-    def role_policies(self, value, policies) -> dict[str, str]:
-        out = dict(ExporterConfig().role_policies)
-        if value is None:
-            return out
-        path = ("role_policies",)
-        if not isinstance(value, dict):
-            self.error(path, f"must be a mapping of role to policy name, got {describe_value(value)}")
-            return out
-        for role, name in value.items():
-            p = path + (role,)
-            if role not in ROLES:
-                self.error(p, f"unknown role {role!r} (one of {', '.join(ROLES)})")
-            elif not isinstance(name, str) or name not in policies:
-                self.error(p, f"unknown policy {name!r} (defined: {', '.join(policies)})")
-            else:
-                out[role] = name
+    if not isinstance(value, dict):
+        chk.error(path, f"must be a mapping of policy name to settings, got {describe_value(value)}")
         return out
-
-    def icmp(self, value) -> IcmpSettings:
-        path = ("icmp",)
-        m = self.mapping(value, path, ("mode", "source_ipv4", "source_ipv6", "receive_buffer", "burst"))
+    for name, raw in value.items():
+        p = path + (name,)
+        if chk.name(name, p, "a policy name") is INVALID:
+            continue
+        m = chk.mapping(raw, p, POLICY_KEYS)
         if m is None:
-            return IcmpSettings()
-        mode = m.get("mode", "auto")
-        if mode not in MODES:
-            self.error(path + ("mode",), f"must be one of {', '.join(MODES)}, got {describe_value(mode)}")
-            mode = "auto"
-        sources = {}
-        for key, version in (("source_ipv4", 4), ("source_ipv6", 6)):
-            raw = m.get(key)
+            continue
+        before = chk.count()
+        policy = chk.build(Policy, m, p, base=dataclasses.replace(
+            BUILTIN_POLICIES.get(name, BUILTIN_POLICIES[DEFAULT_POLICY]), name=name),
+            interval=lambda v, q: chk.seconds(v, q, 0.05, 3600),
+            packets=lambda v, q: chk.integer(v, q, 1, 20),
+            spacing=lambda v, q: chk.seconds(v, q, 0.0, 60, inclusive=True),
+            timeout=lambda v, q: chk.seconds(v, q, 0.0, 60),
+            down_after=lambda v, q: chk.integer(v, q, 1, 100),
+            up_after=lambda v, q: chk.integer(v, q, 1, 100))
+        if chk.count() == before and policy.busy > policy.interval:
+            chk.error(p, f"a round needs spacing x (packets - 1) + timeout = {policy.busy:g}s, "
+                         f"more than its interval {policy.interval:g}s")
+        out[name] = policy
+    return out
+
+
+def _role_policies(chk: Checker, value, policies) -> dict[str, str]:
+    out = dict(_DEFAULTS.role_policies)
+    path = ("role_policies",)
+    if value is None:
+        return out
+    if not isinstance(value, dict):
+        chk.error(path, f"must be a mapping of role to policy name, got {describe_value(value)}")
+        return out
+    for role, name in value.items():
+        p = path + (role,)
+        if role not in ROLES:
+            chk.error(p, f"unknown role {quote(role)} (one of {', '.join(ROLES)})")
+        elif not isinstance(name, str) or name not in policies:
+            chk.error(p, f"unknown policy {quote(name)} (defined: {', '.join(policies)})")
+        else:
+            out[role] = name
+    return out
+
+
+def _icmp(chk: Checker, value) -> IcmpSettings:
+    path = ("icmp",)
+    m = chk.mapping(value, path, _keys(IcmpSettings)) or {}
+
+    def source(version: int):
+        def parse(raw, p):
             if raw is None:
-                sources[key] = None
-                continue
+                return None
             try:
                 addr = ipaddress.ip_address(raw) if isinstance(raw, str) else None
             except ValueError:
                 addr = None
             if addr is None or addr.version != version:
-                self.error(path + (key,), f"must be an IPv{version} address, got {describe_value(raw)}")
-                sources[key] = None
-            else:
-                sources[key] = addr.compressed
-        return IcmpSettings(mode=mode, receive_buffer=self.integer(m, path, "receive_buffer", 8 << 20, 65536, 1 << 30),
-                            burst=self.integer(m, path, "burst", 64, 1, 4096), **sources)
+                chk.error(p, f"must be an IPv{version} address, got {describe_value(raw)}")
+                return INVALID
+            return addr.compressed
+        return parse
 
-    def probe(self, value) -> ProbeSettings:
-        path = ("probe",)
-        m = self.mapping(value, path, ("allowed_cidrs", "timeout"))
-        if m is None:
-            return ProbeSettings()
-        nets = []
-        raw = m.get("allowed_cidrs", [])
-        if not isinstance(raw, list):
-            self.error(path + ("allowed_cidrs",), f"must be a list of CIDRs, got {describe_value(raw)}")
-            raw = []
-        for i, cidr in enumerate(raw):
-            try:
-                if not isinstance(cidr, str):
-                    raise ValueError(f"got {describe_value(cidr)}")
-                nets.append(ipaddress.ip_network(cidr, strict=True))
-            except ValueError as exc:
-                self.error(path + ("allowed_cidrs", i), f"invalid CIDR {cidr!r}: {exc}")
-        return ProbeSettings(allowed_cidrs=tuple(nets), timeout=self.duration(m, path, "timeout", 5.0, 0.0, 60))
+    return chk.build(IcmpSettings, m, path,
+                     mode=lambda v, p: chk.choice(v, p, MODES),
+                     source_ipv4=source(4), source_ipv6=source(6),
+                     receive_buffer=lambda v, p: chk.integer(v, p, 65536, 1 << 30),
+                     burst=lambda v, p: chk.integer(v, p, 1, 4096))
 
-    def inventory(self, value) -> InventorySettings:
-        path = ("inventory",)
-        m = self.mapping(value, path, ("poll_interval", "timeout"))
-        if m is None:
-            return InventorySettings()
-        return InventorySettings(poll_interval=self.duration(m, path, "poll_interval", 5.0, 0.1, 3600),
-                                 timeout=self.duration(m, path, "timeout", 10.0, 0.0, 300))
 
-    def snmp(self, value) -> SnmpSettings:
-        path = ("snmp",)
-        m = self.mapping(value, path, SNMP_KEYS)
-        if m is None:
-            return SnmpSettings()
-        base = SnmpSettings()
-        enabled = m.get("enabled", base.enabled)
-        if not isinstance(enabled, bool):
-            self.error(path + ("enabled",), f"must be true or false, got {describe_value(enabled)}")
-            enabled = base.enabled
-        interval = self.duration(m, path, "interval", base.interval, 1.0, 3600)
-        deadline = None
-        if m.get("deadline") is not None:
-            deadline = self.duration(m, path, "deadline", 0.0, 0.0, 3600)
-            if deadline and deadline > interval:
-                self.error(path + ("deadline",), f"must not exceed snmp.interval {interval:g}s, got {deadline:g}s")
-            deadline = deadline or None
-        return SnmpSettings(enabled=enabled, interval=interval,
-                            concurrency=self.integer(m, path, "concurrency", base.concurrency, 1, 4096),
-                            static_every=self.integer(m, path, "static_every", base.static_every, 1, 1000),
-                            deadline=deadline)
+def _cidrs(chk: Checker, value, path) -> tuple:
+    items = chk.seq(value, path, "a list of CIDRs", null_ok=False)
+    if items is None:
+        return INVALID
+    nets = [chk.network(cidr, path + (i,)) for i, cidr in enumerate(items)]
+    return tuple(n for n in nets if n is not INVALID)
+
+
+def _canaries(chk: Checker, value, path) -> tuple[str, ...]:
+    items = chk.seq(value, path, "a list of IP addresses", null_ok=False)
+    if items is None:
+        return INVALID
+    first: dict[str, int] = {}  # canonical address -> index of its first mention
+    for i, item in enumerate(items):
+        addr = chk.ip(item, path + (i,))
+        if addr is INVALID:
+            continue
+        if addr.compressed in first:
+            chk.error(path + (i,), f"duplicate canary {addr.compressed} (also site.canaries[{first[addr.compressed]}])")
+        else:
+            first[addr.compressed] = i
+    return tuple(first)
+
+
+def _absolute_dir(chk: Checker, value, path):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith("/") or len(value) > 4096:
+        chk.error(path, f"must be an absolute directory path, got {describe_value(value)}")
+        return INVALID
+    return value
+
+
+def _env_prefix(chk: Checker, value, path):
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _ENV_PREFIX_RE.match(value):
+        chk.error(path, "must be a non-empty environment variable name prefix [A-Za-z_][A-Za-z0-9_]*, "
+                        f"got {describe_value(value)}")
+        return INVALID
+    return value
+
+
+def _snmp(chk: Checker, value) -> SnmpSettings:
+    path = ("snmp",)
+    m = chk.mapping(value, path, _keys(SnmpSettings)) or {}
+
+    def deadline(v, p):
+        if v is None:
+            return None
+        seconds = chk.seconds(v, p, 0.0, 3600, inclusive=True)
+        if seconds == 0:
+            return None  # 0, like null: the computed budget
+        return seconds
+
+    out = chk.build(SnmpSettings, m, path,
+                    enabled=chk.boolean,
+                    interval=lambda v, p: chk.seconds(v, p, 1.0, 3600),
+                    concurrency=lambda v, p: chk.integer(v, p, 1, 4096),
+                    static_every=lambda v, p: chk.integer(v, p, 1, 1000),
+                    deadline=deadline)
+    if out.deadline is not None and out.deadline > out.interval:
+        chk.error(path + ("deadline",), f"must not exceed snmp.interval {format_duration(out.interval)}, "
+                                        f"got {format_duration(out.deadline)}")
+    return out

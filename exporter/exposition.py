@@ -18,20 +18,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from exporter.contract import Family
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROLE_SPLIT = "isp"  # the one role vmagent scrapes separately (fast job)
 MODULES = ("icmp", "snmp")  # /metrics?module=: one scrape job per protocol
 SELF_MODULE = "icmp"  # the exporter's self-metrics go with the fast (ICMP) job
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    name: str
-    type: str  # gauge | counter
-    help: str
-
-    def header(self) -> bytes:
-        return f"# HELP {self.name} {self.help}\n# TYPE {self.name} {self.type}\n".encode()
 
 
 # family name -> (lines of ISP-role devices, all other lines)
@@ -96,7 +88,13 @@ class Exposition:
         with self._lock:
             for family in families:
                 self._families[family.name] = family
-                self._gz_headers[family.name] = gzip_member(family.header())
+                self._gz_headers.pop(family.name, None)
+
+    def _gz_header(self, family: Family) -> bytes:
+        header = self._gz_headers.get(family.name)
+        if header is None:  # compressed on the first gzip scrape (one-off expositions never gzip)
+            header = self._gz_headers[family.name] = gzip_member(family.header())
+        return header
 
     def add_source(self, source: SampleSource) -> None:
         with self._lock:
@@ -154,6 +152,28 @@ class Exposition:
                 text = "".join(extra[name]).encode()
                 chunks.append(gzip_member(text) if gzip else text)
             if chunks:
-                out.append(self._gz_headers[name] if gzip else family.header())
+                out.append(self._gz_header(family) if gzip else family.header())
                 out.extend(chunks)
         return out
+
+
+def samples_section(samples: Iterable[tuple[str, str, float]]) -> Section:
+    """(family name, label text, value) samples -> a section (all lines in the non-ISP half)."""
+    lines: dict[str, list[str]] = {}
+    for name, labels, value in samples:
+        lines.setdefault(name, []).append(f"{name}{labels} {number(value)}\n")
+    return {name: (b"", "".join(text).encode()) for name, text in lines.items()}
+
+
+def render_text(families: Iterable[Family], *sections: Section) -> bytes:
+    """A one-off exposition (a /probe answer, the `wardops snmp poll` output): `sections` under the
+    HELP/TYPE of `families`, in family order, rendered exactly as a scrape of /metrics would be."""
+    families = tuple(families)
+    unknown = {name for section in sections for name in section} - {f.name for f in families}
+    if unknown:  # Exposition.render serves registered families only: these lines would vanish
+        raise ValueError(f"no family registered for {', '.join(sorted(unknown))}")
+    expo = Exposition()
+    expo.register(families)
+    for key, section in enumerate(sections):
+        expo.publish(key, section)
+    return b"".join(expo.render())

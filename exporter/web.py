@@ -89,7 +89,7 @@ class _Handler(BaseHTTPRequestHandler):
         target, module = query.get("target"), query.get("module", "icmp")
         if not target:
             return self._send(400, b"target parameter is missing\n")
-        prober = get_prober(module)
+        prober = get_prober(self.exporter.runtime, module)
         if prober is None:
             return self._send(400, f"unknown module {module!r} (known: {', '.join(PROBERS)})\n".encode())
         resolved = self.exporter.resolve(target)
@@ -97,13 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(403, f"target {target!r} is neither an inventory device nor inside "
                                    "probe.allowed_cidrs\n".encode())
         started = time.monotonic()
-        runtime = self.exporter.runtime
         timeout = self.exporter.config.probe.timeout
         with contextlib.suppress(TypeError, ValueError):  # like blackbox: stay inside the scraper's timeout
             timeout = min(timeout, max(0.1, float(self.headers.get("X-Prometheus-Scrape-Timeout-Seconds")) - 0.5))
-        try:
-            result = self.exporter.run_on_loop(asyncio.wait_for(prober(runtime, resolved, query), timeout),
-                                               timeout + 5)
+        try:  # probers answer by the deadline; wait_for only catches one that does not (+0.2 s)
+            result = self.exporter.run_on_loop(
+                asyncio.wait_for(prober(resolved, query, started + timeout), timeout + 0.2), timeout + 5)
         except TimeoutError:
             result = ProbeResult(False)  # a probe that ran out of time failed; it is not a server error
         except ProbeRefused as exc:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from generators.generate import GenerateError, generate_files, tool_checks, write_files
 from generators.settings import load_settings
-from inventory import InventoryError, load_inventory
+from inventory import load_inventory
+from inventory.errors import ConfigError
 
 
 def configure(parser) -> None:
@@ -34,7 +35,7 @@ def run(args) -> int:
         settings = load_settings(args.settings)
         inv = load_inventory(args.inventory)
         files = generate_files(inv, settings, source_name(args.inventory))
-    except InventoryError as exc:  # also SettingsError
+    except ConfigError as exc:  # InventoryError, SettingsError
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1

@@ -19,27 +19,14 @@ from grafana_foundation_sdk.models.dashboard import (
     VariableSort,
 )
 
+from exporter.contract import METRICS
 from generators.rules import RECORDING_RULES
 from generators.settings import Settings
 
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 BUILTIN_VARS = frozenset({"__range", "__rate_interval", "__interval", "__interval_ms", "__range_s",
                           "__from", "__to", "__name", "__dashboard"})
-EXPORTER_METRICS = frozenset({
-    "wardops_icmp_up", "wardops_icmp_rtt_seconds", "wardops_icmp_rtt_min_seconds", "wardops_icmp_rtt_max_seconds",
-    "wardops_icmp_jitter_seconds", "wardops_icmp_loss_ratio", "wardops_icmp_packets_sent_total",
-    "wardops_icmp_packets_received_total", "wardops_icmp_status_changes_total",
-    "wardops_icmp_last_change_timestamp_seconds", "wardops_snmp_if_oper_up", "wardops_snmp_if_admin_up",
-    "wardops_snmp_if_speed_bps", "wardops_snmp_if_in_octets_total", "wardops_snmp_if_out_octets_total",
-    "wardops_snmp_if_in_errors_total", "wardops_snmp_if_out_errors_total", "wardops_snmp_if_in_discards_total",
-    "wardops_snmp_if_out_discards_total", "wardops_snmp_if_last_change_seconds", "wardops_snmp_up",
-    "wardops_snmp_uptime_seconds", "wardops_snmp_poll_duration_seconds",
-    "wardops_exporter_round_duration_seconds", "wardops_exporter_rounds_total",
-    "wardops_exporter_round_overruns_total", "wardops_exporter_targets",
-    "wardops_exporter_last_round_timestamp_seconds", "wardops_exporter_send_errors_total",
-    "wardops_exporter_receive_drops_total", "wardops_exporter_inventory_reload_success",
-    "wardops_exporter_inventory_reload_timestamp_seconds", "wardops_exporter_build_info",
-})
+EXPORTER_METRICS = METRICS  # the metric contract: every family /metrics serves
 # Series written by vmagent/vmalert rather than the exporter.
 STACK_METRICS = frozenset({"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"})
 KNOWN_METRICS = EXPORTER_METRICS | STACK_METRICS | {name for name, _ in RECORDING_RULES}

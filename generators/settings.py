@@ -1,46 +1,34 @@
 """SETTINGS for `wardops generate`: what the inventory does not say (receivers, intervals, thresholds, URLs).
 
-Typed, defaulted and strictly validated: unknown keys are errors, every problem is reported at
-once with file:line (the inventory's located YAML reader supplies the lines). Secrets are only
-ever references (`*_env` / `*_file`); the generators never read them.
+Typed, defaulted and strictly validated on the strict-config kit (inventory/strict.py): unknown
+keys are errors, every problem is reported at once as `FILE:LINE: dotted.path: message`, defaults
+live in the dataclasses below only. Durations use the kit's grammar (`1h30m`, `2s`, `1.5s`,
+`500ms`; a plain number is seconds) and are emitted in a form vmalert, promtool and Alertmanager
+accept. Secrets are only ever references (`*_env` / `*_file`); the generators never read them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
-from inventory.errors import InventoryError, Problem, describe_value
+from inventory.errors import ConfigError, Problem, describe_value, quote
 from inventory.located import Locator, Path_, read_yaml
-from inventory.model import LABEL_NAME_RE, NAME_RE
 from inventory.schema import json_locator
-from inventory.secrets import Secret, reference_problem
+from inventory.secrets import Secret
+from inventory.strict import INVALID, Checker, Duration, label_value_problem
 
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:9095/"
-_DURATION_RE = re.compile(r"^([0-9]+)(ms|s|m|h|d)$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 _TARGET_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$")
 _EMAIL_RE = re.compile(r"^[^@\s,]+@[^@\s,]+$")
 
 
-class SettingsError(InventoryError):
+class SettingsError(ConfigError):
     """The settings file is invalid; `problems` lists every error, each with file:line."""
-
-
-@dataclass(frozen=True, slots=True)
-class Duration:
-    text: str  # as written, e.g. "2s": emitted verbatim into generated configs
-
-    @property
-    def seconds(self) -> float:
-        m = _DURATION_RE.match(self.text)
-        return int(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-
-    def __str__(self) -> str:
-        return self.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +72,11 @@ class Routing:
     critical_group_wait: Duration = Duration("1s")
     critical_group_interval: Duration = Duration("10s")
     critical_repeat_interval: Duration = Duration("30m")
-    # 2 s, not Alertmanager's 30 s: the device p95 <= 30 s end-to-end target (docs/stack.md: 67.5 s
-    # with 30 s, 31.0 s with 5 s) leaves no room for a long wait; alerts raised by the same
-    # evaluation still arrive together and group by branch.
-    warning_group_wait: Duration = Duration("2s")
-    warning_group_interval: Duration = Duration("2m")
+    # Every alert is its own group (alertmanager.py GROUP_BY_ALERT), so group_wait only has to
+    # let an inhibiting alert of the same evaluation arrive first: 1 s, not Alertmanager's 30 s
+    # (device p95 target 8 s end to end). group_interval is then how late a resolve is sent.
+    warning_group_wait: Duration = Duration("1s")
+    warning_group_interval: Duration = Duration("30s")
     warning_repeat_interval: Duration = Duration("4h")
     # Dead man's switch: the always-firing Watchdog alert goes to this receiver (None: to a receiver
     # that drops it), re-sent every watchdog_repeat_interval so its silence is what pages.
@@ -98,11 +86,14 @@ class Routing:
 
 @dataclass(frozen=True, slots=True)
 class Intervals:
-    isp_eval: Duration = Duration("1s")  # vmalert group with IspLinkDown / BranchDown / ISP flapping
-    default_eval: Duration = Duration("5s")  # every other alert group (device p95 <= 30 s)
+    # The root-cause group (ProbeSiteBlind ... DeviceDown): evaluated every second, since each
+    # second of the chain counts against the ISP p95 <= 5 s / device p95 <= 8 s targets.
+    isp_eval: Duration = Duration("1s")
+    default_eval: Duration = Duration("5s")  # loss/latency (15m/5m windows), SNMP and exporter groups
     recording_eval: Duration = Duration("30s")  # availability recording rules
-    isp_scrape: Duration = Duration("2s")  # vmagent job wardops_isp
-    default_scrape: Duration = Duration("5s")  # vmagent job wardops (matches the 5 s device rounds)
+    # vmagent job wardops_icmp: every ICMP series (devices, branch verdicts, canaries) in one scrape.
+    isp_scrape: Duration = Duration("1s")
+    default_scrape: Duration = Duration("30s")  # vmagent job wardops_snmp (SNMP rounds every 60 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,331 +155,249 @@ DEFAULT_SETTINGS = Settings()
 # --- validation --------------------------------------------------------------------------------
 
 TOP_KEYS = ("receivers", "routing", "intervals", "thresholds", "urls", "exporter", "inventory_service",
-            "external_labels")
+            "external_labels", "site")
+NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
+                 "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000),
+                 "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0)}
+# Shortest allowed durations, in seconds. Windows under a minute hold too few samples of a 5 s
+# series for changes()/avg_over_time() to mean anything; vmalert and vmagent reject intervals
+# under a second from us (the exporter's fastest round is 1 s).
+DURATION_MINIMA = {"flap_window": 60, "isp_flap_window": 60, "loss_window": 60, "latency_window": 60,
+                   "interface_flap_window": 60, "isp_eval": 1, "default_eval": 1, "recording_eval": 1,
+                   "isp_scrape": 1, "default_scrape": 1}
+# Alertmanager must hand an ISP outage to the receiver within 2 s of the alert arriving.
+MAX_CRITICAL_GROUP_WAIT = 2.0
 
 
-class _Checker:
-    def __init__(self, locate: Locator):
-        self.locate = locate
-        self.problems: list[Problem] = []
+def _fields(cls) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
 
-    def error(self, path: Path_, message: str) -> None:
-        self.problems.append(Problem(self.locate(path), message, path))
 
-    def mapping(self, value, path: Path_, what: str, allowed) -> dict | None:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            self.error(path, f"{what} must be a mapping, got {describe_value(value)}")
-            return None
-        for key in value:
-            if key not in allowed:
-                self.error(path + (key,), f"{what}: unknown key {key!r} (allowed: {', '.join(allowed)})")
-        return value
+class _Settings(Checker):
+    """The kit's checker plus what only settings have: URLs, secret references, receivers."""
 
-    def text(self, value, path: Path_, what: str) -> str | None:
-        if not isinstance(value, str) or not value.strip() or value != value.strip():
-            self.error(path, f"{what} must be a non-empty string without surrounding spaces, got {describe_value(value)}")
-            return None
-        return value
-
-    def url(self, value, path: Path_, what: str) -> str | None:
-        text = self.text(value, path, what)
-        if text is None:
-            return None
+    def url(self, value, path: Path_) -> str | object:
+        text = self.text(value, path, max_len=2048)
+        if text is INVALID:
+            return INVALID
         parts = urlsplit(text)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            self.error(path, f"{what} must be an http:// or https:// URL, got {text!r}")
-            return None
+            self.error(path, f"must be an http:// or https:// URL, got {quote(text)}")
+            return INVALID
         return text
 
-    def duration(self, m: dict, key: str, path: Path_, what: str, default: Duration) -> Duration:
-        if key not in m:
-            return default
-        value = m[key]
-        if isinstance(value, int) and not isinstance(value, bool) and value == 0:
-            value = "0s"
-        if not isinstance(value, str) or not _DURATION_RE.match(value):
-            self.error(path + (key,), f"{what}: {key} must be a duration like 2s, 5m or 1h, got {describe_value(value)}")
-            return default
-        return Duration(value)
+    def without_inline_secret(self, raw: object, key: str, path: Path_) -> object:
+        """Report an inline secret once (not also as an unknown key); return the mapping without it."""
+        if not isinstance(raw, dict) or key not in raw:
+            return raw
+        self.error(path + (key,), f"inline secret {quote(key)} is not allowed; "
+                                  f"reference it with {key}_env or {key}_file")
+        return {k: v for k, v in raw.items() if k != key}
 
-    def number(self, m: dict, key: str, path: Path_, what: str, default, typ, low, high):
-        if key not in m:
-            return default
-        value = m[key]
-        ok = isinstance(value, int) if typ is int else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok or not low <= value <= high:
-            self.error(path + (key,), f"{what}: {key} must be a {'whole ' if typ is int else ''}number "
-                                      f"from {low} to {high}, got {describe_value(value)}")
-            return default
-        return typ(value)
-
-    def boolean(self, m: dict, key: str, path: Path_, what: str, default: bool) -> bool:
-        if key not in m:
-            return default
-        if not isinstance(m[key], bool):
-            self.error(path + (key,), f"{what}: {key} must be true or false, got {describe_value(m[key])}")
-            return default
-        return m[key]
-
-    def secret(self, m: dict, name: str, path: Path_, what: str) -> Secret | None:
-        given = [k for k in ("env", "file") if f"{name}_{k}" in m]
-        if len(given) > 1:
-            self.error(path, f"{what}: give only one of {name}_env and {name}_file")
-            return None
-        if not given:
-            return None
-        key = f"{name}_{given[0]}"
-        problem = reference_problem(given[0], m[key])
-        if problem:
-            self.error(path + (key,), f"{what}: {key} {problem}")
-            return None
-        return Secret(given[0], m[key])
+    def items(self, m: dict, key: str, path: Path_) -> list:
+        return self.seq(m.get(key), path + (key,)) or []
 
 
-def _list(chk: _Checker, value, path: Path_, what: str) -> list:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        chk.error(path, f"{what} must be a list, got {describe_value(value)}")
-        return []
-    return value
+def _webhook(chk: _Settings, raw, p: Path_) -> Webhook | None:
+    raw = chk.without_inline_secret(raw, "bearer_token", p)
+    m = chk.mapping(raw, p, ("url", "send_resolved", "bearer_token_env", "bearer_token_file"), null_ok=False)
+    if m is None:
+        return None
+    url = chk.url(m.get("url"), p + ("url",))
+    token = chk.secret(m, "bearer_token", p)
+    if url is INVALID or token is INVALID:
+        return None
+    return chk.build(Webhook, m, p, base=Webhook(url, bearer_token=token), send_resolved=chk.boolean)
 
 
-def _inline_secret(chk: _Checker, raw: object, key: str, path: Path_, what: str) -> object:
-    """Report an inline secret once (not also as an unknown key); return the mapping without it."""
-    if not isinstance(raw, dict) or key not in raw:
-        return raw
-    chk.error(path + (key,), f"{what}: inline secret {key!r} is not allowed; "
-                             f"reference it with {key}_env or {key}_file")
-    return {k: v for k, v in raw.items() if k != key}
+def _email(chk: _Settings, raw, p: Path_) -> Email | None:
+    raw = chk.without_inline_secret(raw, "auth_password", p)
+    m = chk.mapping(raw, p, ("to", "from", "smarthost", "auth_username", "auth_password_env",
+                             "auth_password_file", "require_tls", "send_resolved"), null_ok=False)
+    if m is None:
+        return None
+    addrs = {}
+    for key in ("to", "from"):
+        v = chk.text(m.get(key), p + (key,), max_len=254)
+        if v is not INVALID and not _EMAIL_RE.match(v):
+            chk.error(p + (key,), f"{quote(v)} is not an e-mail address")
+            v = INVALID
+        addrs[key] = v
+    host = chk.text(m.get("smarthost"), p + ("smarthost",), max_len=255)
+    if host is not INVALID and not _TARGET_RE.match(host):
+        chk.error(p + ("smarthost",), f"must be host:port, got {quote(host)}")
+        host = INVALID
+    user = chk.text(m["auth_username"], p + ("auth_username",)) if "auth_username" in m else None
+    password = chk.secret(m, "auth_password", p)
+    if password is not None and user is None:
+        chk.error(p, "auth_password needs auth_username")
+    if INVALID in (addrs["to"], addrs["from"], host, user, password):
+        return None
+    return chk.build(Email, m, p, base=Email(addrs["to"], addrs["from"], host, user, password),
+                     require_tls=chk.boolean, send_resolved=chk.boolean)
 
 
-def _receivers(chk: _Checker, value) -> tuple[Receiver, ...]:
+def _telegram(chk: _Settings, raw, p: Path_) -> Telegram | None:
+    raw = chk.without_inline_secret(raw, "bot_token", p)
+    m = chk.mapping(raw, p, ("chat_id", "bot_token_env", "bot_token_file", "send_resolved"), null_ok=False)
+    if m is None:
+        return None
+    chat = m.get("chat_id")
+    if isinstance(chat, bool) or not isinstance(chat, int) or chat == 0:
+        chk.error(p + ("chat_id",), f"must be a non-zero whole number, got {describe_value(chat)}")
+        chat = None
+    if "bot_token_file" in m:
+        # Alertmanager 0.25 (Debian 12) has no telegram bot_token_file; it arrived in 0.26.
+        chk.error(p + ("bot_token_file",), "not supported by Alertmanager 0.25; use bot_token_env")
+        return None
+    token = chk.secret(m, "bot_token", p)
+    if "bot_token_env" not in m:
+        chk.error(p, "needs bot_token_env")
+        return None
+    if chat is None or token in (None, INVALID):
+        return None
+    return chk.build(Telegram, m, p, base=Telegram(chat, token), send_resolved=chk.boolean)
+
+
+def _receivers(chk: _Settings, value) -> tuple[Receiver, ...]:
     path: Path_ = ("receivers",)
     if value is None:
         return DEFAULT_SETTINGS.receivers
     if not isinstance(value, dict) or not value:
-        chk.error(path, f"receivers must be a non-empty mapping of name to receiver, got {describe_value(value)}")
+        chk.error(path, f"must be a non-empty mapping of name to receiver, got {describe_value(value)}")
         return ()
     out = []
     for name, raw in value.items():
         p = path + (name,)
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            chk.error(p, f"receiver name {name!r} must match [a-z0-9][a-z0-9._-]*")
+        if chk.name(name, p, "a receiver name") is INVALID:
             continue
-        what = f"receiver {name!r}"
-        m = chk.mapping(raw, p, what, ("webhooks", "emails", "telegram"))
+        m = chk.mapping(raw, p, ("webhooks", "emails", "telegram"), null_ok=False)
         if m is None:
             continue
-        hooks, mails, tgs = [], [], []
-        for i, h in enumerate(_list(chk, m.get("webhooks"), p + ("webhooks",), f"{what}: webhooks")):
-            hp, hw = p + ("webhooks", i), f"{what}: webhook {i + 1}"
-            h = _inline_secret(chk, h, "bearer_token", hp, hw)
-            hm = chk.mapping(h, hp, hw, ("url", "send_resolved", "bearer_token_env", "bearer_token_file"))
-            if hm is None:
-                continue
-            url = chk.url(hm.get("url"), hp + ("url",), f"{hw}: url")
-            if url:
-                hooks.append(Webhook(url, chk.boolean(hm, "send_resolved", hp, hw, True),
-                                     chk.secret(hm, "bearer_token", hp, hw)))
-        for i, e in enumerate(_list(chk, m.get("emails"), p + ("emails",), f"{what}: emails")):
-            ep, ew = p + ("emails", i), f"{what}: email {i + 1}"
-            e = _inline_secret(chk, e, "auth_password", ep, ew)
-            em = chk.mapping(e, ep, ew, ("to", "from", "smarthost", "auth_username", "auth_password_env",
-                                         "auth_password_file", "require_tls", "send_resolved"))
-            if em is None:
-                continue
-            addrs = {}
-            for key in ("to", "from"):
-                v = chk.text(em.get(key), ep + (key,), f"{ew}: {key}")
-                if v is not None and not _EMAIL_RE.match(v):
-                    chk.error(ep + (key,), f"{ew}: {key} {v!r} is not an e-mail address")
-                    v = None
-                addrs[key] = v
-            host = chk.text(em.get("smarthost"), ep + ("smarthost",), f"{ew}: smarthost")
-            if host is not None and not _TARGET_RE.match(host):
-                chk.error(ep + ("smarthost",), f"{ew}: smarthost must be host:port, got {host!r}")
-                host = None
-            user = chk.text(em["auth_username"], ep + ("auth_username",), f"{ew}: auth_username") \
-                if "auth_username" in em else None
-            password = chk.secret(em, "auth_password", ep, ew)
-            if password is not None and user is None:
-                chk.error(ep, f"{ew}: auth_password needs auth_username")
-            if addrs["to"] and addrs["from"] and host:
-                mails.append(Email(addrs["to"], addrs["from"], host, user, password,
-                                   chk.boolean(em, "require_tls", ep, ew, True),
-                                   chk.boolean(em, "send_resolved", ep, ew, True)))
-        for i, t in enumerate(_list(chk, m.get("telegram"), p + ("telegram",), f"{what}: telegram")):
-            tp, tw = p + ("telegram", i), f"{what}: telegram {i + 1}"
-            t = _inline_secret(chk, t, "bot_token", tp, tw)
-            tm = chk.mapping(t, tp, tw, ("chat_id", "bot_token_env", "bot_token_file", "send_resolved"))
-            if tm is None:
-                continue
-            chat = tm.get("chat_id")
-            if isinstance(chat, bool) or not isinstance(chat, int) or chat == 0:
-                chk.error(tp + ("chat_id",), f"{tw}: chat_id must be a non-zero whole number, got {describe_value(chat)}")
-                chat = None
-            if "bot_token_file" in tm:
-                # Alertmanager 0.25 (Debian 12) has no telegram bot_token_file; it arrived in 0.26.
-                chk.error(tp + ("bot_token_file",), f"{tw}: bot_token_file is not supported by "
-                                                    "Alertmanager 0.25; use bot_token_env")
-                continue
-            token = chk.secret(tm, "bot_token", tp, tw)
-            if "bot_token_env" not in tm:
-                chk.error(tp, f"{tw}: needs bot_token_env")
-            elif chat is not None:
-                tgs.append(Telegram(chat, token, chk.boolean(tm, "send_resolved", tp, tw, True)))
+        found = {}
+        for key, parse in (("webhooks", _webhook), ("emails", _email), ("telegram", _telegram)):
+            items = (parse(chk, raw, p + (key, i)) for i, raw in enumerate(chk.items(m, key, p)))
+            found[key] = tuple(x for x in items if x is not None)
         if not (m.get("webhooks") or m.get("emails") or m.get("telegram")):
-            chk.error(p, f"{what}: needs at least one of webhooks, emails, telegram")
-        out.append(Receiver(name, tuple(hooks), tuple(mails), tuple(tgs)))
+            chk.error(p, "needs at least one of webhooks, emails, telegram")
+        out.append(Receiver(name, **found))
     return tuple(out)
 
 
-def _routing(chk: _Checker, value, receivers: tuple[Receiver, ...]) -> Routing:
-    path: Path_ = ("routing",)
-    keys = ("critical", "warning", "default") + tuple(
-        f"{sev}_{k}" for sev in ("critical", "warning") for k in ("group_wait", "group_interval", "repeat_interval"))
-    keys += ("watchdog_repeat_interval", "watchdog")
-    m = chk.mapping(value, path, "routing", keys)
-    if m is None:
-        return Routing()
+def _duration(chk: Checker, key: str):
+    return lambda v, p: chk.duration(v, p, low=DURATION_MINIMA.get(key, 0))
+
+
+def _number(chk: Checker, key: str, whole: bool):
+    low, high = NUMBER_RANGES[key]
+    if whole:
+        return lambda v, p: chk.integer(v, p, low, high)
+    return lambda v, p: chk.number(v, p, low, high)
+
+
+def _section(chk: Checker, value, name: str, cls, base=None, **parsers):
+    """A section whose keys are the dataclass fields; durations and numbers (NUMBER_RANGES) are
+    parsed by their field's type unless `parsers` names the field."""
+    m = chk.mapping(value, (name,), _fields(cls)) or {}
+    for f in dataclasses.fields(cls):
+        if f.name in parsers:
+            continue
+        if f.type == "Duration":
+            parsers[f.name] = _duration(chk, f.name)
+        elif f.name in NUMBER_RANGES:
+            parsers[f.name] = _number(chk, f.name, whole=f.type == "int")
+    return chk.build(cls, m, (name,), base=base, **parsers)
+
+
+def _routing(chk: Checker, value, receivers: tuple[Receiver, ...]) -> Routing:
     names = [r.name for r in receivers]
-    first = names[0] if names else "default"
-    kw: dict = {}
-    for key in ("critical", "warning", "default"):
-        v = m.get(key, first)
+
+    def receiver(v, p):
         if v not in names:
-            chk.error(path + (key,) if key in m else path,
-                      f"routing: {key} receiver {v!r} is not defined (receivers: {', '.join(names) or 'none'})")
-        kw[key] = v
-    defaults = Routing()
-    for key in keys[3:-1]:
-        kw[key] = chk.duration(m, key, path, "routing", getattr(defaults, key))
-    if m.get("watchdog") is not None:
-        if m["watchdog"] not in names:
-            chk.error(path + ("watchdog",), f"routing: watchdog receiver {m['watchdog']!r} is not defined "
-                                            f"(receivers: {', '.join(names) or 'none'})")
+            chk.error(p, f"receiver {quote(v)} is not defined (receivers: {', '.join(names) or 'none'})")
+            return INVALID
+        return v
+
+    def watchdog(v, p):
+        return None if v is None else receiver(v, p)
+
+    # A severity without a routing entry goes to the first receiver defined.
+    base = Routing(critical=names[0], warning=names[0], default=names[0]) if names else Routing()
+    routing = _section(chk, value, "routing", Routing, base=base, critical=receiver, warning=receiver,
+                       default=receiver, watchdog=watchdog)
+    if routing.critical_group_wait.seconds > MAX_CRITICAL_GROUP_WAIT:
+        chk.error(("routing", "critical_group_wait"),
+                  f"must be at most {MAX_CRITICAL_GROUP_WAIT:g}s (ISP outage notification target), "
+                  f"got {routing.critical_group_wait}")
+    return routing
+
+
+def _targets(chk: Checker, value, path: Path_):
+    raw = chk.seq(value, path, "a non-empty list of host:port", null_ok=False, non_empty=True)
+    if raw is None:
+        return INVALID
+    good: list[str] = []
+    for i, t in enumerate(raw):
+        if not isinstance(t, str) or not _TARGET_RE.match(t):
+            chk.error(path + (i,), f"must be host:port, got {describe_value(t)}")
+        elif t in good:
+            chk.error(path + (i,), f"duplicate target {quote(t)}")
         else:
-            kw["watchdog"] = m["watchdog"]
-    if kw["critical_group_wait"].seconds > 2:
-        chk.error(path + ("critical_group_wait",),
-                  "routing: critical_group_wait must be at most 2s (ISP outage notification target)")
-    return Routing(**kw)
+            good.append(t)
+    return tuple(good)
 
 
-def _dataclass_section(chk: _Checker, value, name: str, cls):
-    path: Path_ = (name,)
-    defaults = cls()
-    keys = tuple(cls.__dataclass_fields__)
-    m = chk.mapping(value, path, name, keys)
-    if m is None:
-        return defaults
-    kw = {}
-    for key in keys:
-        default = getattr(defaults, key)
-        if isinstance(default, Duration):
-            kw[key] = chk.duration(m, key, path, name, default)
+def _external_labels(chk: Checker, value, path: Path_):
+    if not isinstance(value, dict):
+        chk.error(path, f"must be a mapping, got {describe_value(value)}")
+        return INVALID
+    out = {}
+    for k, v in value.items():
+        p = path + (k if isinstance(k, str) else str(k),)
+        if chk.label_name(k, p) is INVALID:
+            continue
+        if not isinstance(v, str):
+            chk.error(p, f"label value must be a string (quote numbers), got {describe_value(v)}")
+        elif problem := label_value_problem(v):
+            chk.error(p, problem)
         else:
-            low, high = NUMBER_RANGES[key]
-            kw[key] = chk.number(m, key, path, name, default, type(default), low, high)
-    return cls(**kw)
-
-
-NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
-                 "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000),
-                 "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0)}
-
-
-def _check_thresholds(chk: _Checker, t: Thresholds, raw) -> None:
-    for key in ("flap_window", "isp_flap_window", "loss_window", "latency_window", "interface_flap_window"):
-        if getattr(t, key).seconds < 60:
-            chk.error(("thresholds", key) if isinstance(raw, dict) and key in raw else ("thresholds",),
-                      f"thresholds: {key} must be at least 1m")
+            out[k] = v
+    return MappingProxyType(dict(sorted(out.items())))
 
 
 def build_settings(data: object, locate: Locator = json_locator, source: str = "") -> Settings:
-    chk = _Checker(locate)
-    top = chk.mapping(data, (), "settings", TOP_KEYS)
+    chk = _Settings(locate)
+    top = chk.mapping(data, (), TOP_KEYS)
     if top is None:
-        raise SettingsError(chk.problems)
-    receivers = _receivers(chk, top.get("receivers"))
-    routing = _routing(chk, top.get("routing"), receivers)
-    intervals = _dataclass_section(chk, top.get("intervals"), "intervals", Intervals)
-    for key in ("isp_eval", "default_eval", "recording_eval", "isp_scrape", "default_scrape"):
-        if getattr(intervals, key).seconds < 1:
-            chk.error(("intervals", key), f"intervals: {key} must be at least 1s")
-    thresholds = _dataclass_section(chk, top.get("thresholds"), "thresholds", Thresholds)
-    _check_thresholds(chk, thresholds, top.get("thresholds"))
-
-    urls = chk.mapping(top.get("urls"), ("urls",), "urls", ("runbook", "dashboards"))
-    urls = urls or {}
-    runbook = chk.url(urls["runbook"], ("urls", "runbook"), "urls: runbook") if "runbook" in urls else None
-    dashboards = chk.url(urls["dashboards"], ("urls", "dashboards"), "urls: dashboards") \
-        if "dashboards" in urls else None
-
-    exp = chk.mapping(top.get("exporter"), ("exporter",), "exporter", ("targets", "scheme")) or {}
-    targets = DEFAULT_SETTINGS.exporter_targets
-    if "targets" in exp:
-        raw = exp["targets"]
-        if not isinstance(raw, list) or not raw:
-            chk.error(("exporter", "targets"), f"exporter: targets must be a non-empty list of host:port, "
-                                               f"got {describe_value(raw)}")
-        else:
-            good = []
-            for i, t in enumerate(raw):
-                if not isinstance(t, str) or not _TARGET_RE.match(t):
-                    chk.error(("exporter", "targets", i), f"exporter: target {t!r} must be host:port")
-                elif t in good:
-                    chk.error(("exporter", "targets", i), f"exporter: duplicate target {t!r}")
-                else:
-                    good.append(t)
-            targets = tuple(good)
-    scheme = exp.get("scheme", "http")
-    if scheme not in ("http", "https"):
-        chk.error(("exporter", "scheme"), f"exporter: scheme must be http or https, got {describe_value(scheme)}")
-
-    inv = chk.mapping(top.get("inventory_service"), ("inventory_service",), "inventory_service", ("url",)) or {}
-    inventory_url = chk.url(inv["url"], ("inventory_service", "url"), "inventory_service: url") \
-        if "url" in inv else None
-
-    ext = top.get("external_labels", None)
-    external = dict(DEFAULT_SETTINGS.external_labels)
-    if ext is not None:
-        if not isinstance(ext, dict):
-            chk.error(("external_labels",), f"external_labels must be a mapping, got {describe_value(ext)}")
-        else:
-            external = {}
-            for k, v in ext.items():
-                if not isinstance(k, str) or not LABEL_NAME_RE.match(k) or k.startswith("__"):
-                    chk.error(("external_labels", k), f"external_labels: invalid label name {k!r}")
-                elif not isinstance(v, str) or not v:
-                    chk.error(("external_labels", k), f"external_labels: {k!r} must be a non-empty string "
-                                                      f"(quote numbers), got {describe_value(v)}")
-                else:
-                    external[k] = v
-    if chk.problems:
-        raise SettingsError(_in_source_order(chk.problems))
-    return Settings(receivers=receivers, routing=routing, intervals=intervals, thresholds=thresholds,
-                    runbook_url=runbook or DEFAULT_SETTINGS.runbook_url,
-                    dashboard_url=dashboards or DEFAULT_SETTINGS.dashboard_url,
-                    exporter_targets=targets, exporter_scheme=scheme, inventory_url=inventory_url,
-                    external_labels=MappingProxyType(dict(sorted(external.items()))), source=source)
-
-
-def _in_source_order(problems: list[Problem]) -> list[Problem]:
-    def line(p: Problem) -> int:
-        tail = p.location.rpartition(":")[2]
-        return int(tail) if tail.isdigit() else 0
-    return sorted(problems, key=line)  # stable: same-line problems keep their order
+        chk.raise_if_any(SettingsError)
+    kw: dict = {"source": source}
+    kw["receivers"] = _receivers(chk, top.get("receivers"))
+    kw["routing"] = _routing(chk, top.get("routing"), kw["receivers"])
+    kw["intervals"] = _section(chk, top.get("intervals"), "intervals", Intervals)
+    kw["thresholds"] = _section(chk, top.get("thresholds"), "thresholds", Thresholds)
+    urls = chk.mapping(top.get("urls"), ("urls",), ("runbook", "dashboards")) or {}
+    for key, attr in (("runbook", "runbook_url"), ("dashboards", "dashboard_url")):
+        if key in urls and (url := chk.url(urls[key], ("urls", key))) is not INVALID:
+            kw[attr] = url
+    sections = {(): top,
+                ("exporter",): chk.mapping(top.get("exporter"), ("exporter",), ("targets", "scheme")) or {},
+                ("inventory_service",): chk.mapping(top.get("inventory_service"), ("inventory_service",),
+                                                    ("url",)) or {}}
+    # (section, key in the file) -> Settings field; absent keys keep the dataclass default.
+    for where, key, attr, parse in (
+            (("exporter",), "targets", "exporter_targets", lambda v, p: _targets(chk, v, p)),
+            (("exporter",), "scheme", "exporter_scheme", lambda v, p: chk.choice(v, p, ("http", "https"))),
+            (("inventory_service",), "url", "inventory_url", chk.url),
+            ((), "site", "site", chk.text),
+            ((), "external_labels", "external_labels", lambda v, p: _external_labels(chk, v, p))):
+        if key in sections[where] and (value := parse(sections[where][key], where + (key,))) is not INVALID:
+            kw[attr] = value
+    chk.raise_if_any(SettingsError)
+    return Settings(**kw)
 
 
 def loads_settings(text: str, source: str = "<settings>") -> Settings:
-    try:
-        data, locate = read_yaml(text, source)
-    except InventoryError as exc:
-        raise SettingsError(exc.problems) from None
+    data, locate = read_yaml(text, source, SettingsError)
     return build_settings({} if data is None else data, locate, source)
 
 

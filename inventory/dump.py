@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from inventory.model import DEFAULT_ROLE, ClassifyRule, Device, Inventory, MaintenanceWindow, SnmpProfile
+from inventory.model import (
+    DEFAULT_ROLE,
+    ClassifyRule,
+    Device,
+    Inventory,
+    MaintenanceWindow,
+    SnmpProfile,
+    Topology,
+)
 
 
 def device_data(d: Device, ruled: frozenset[str] = frozenset()) -> dict:
@@ -67,6 +75,25 @@ def window_data(w: MaintenanceWindow) -> dict:
     return out
 
 
+def topology_data(t: Topology) -> dict:
+    """Only what differs from an empty topology; lists keep their order (the loader keeps it too)."""
+    out: dict = {}
+    if t.region_upstreams != Topology().region_upstreams:
+        out["region_upstreams"] = t.region_upstreams
+    if t.upstreams:
+        nodes: dict = {}
+        for node in t.upstreams:
+            data: dict = {}
+            for key in ("devices", "regions", "branches"):
+                if getattr(node, key):
+                    data[key] = list(getattr(node, key))
+            if node.upstream is not None:
+                data["upstream"] = node.upstream
+            nodes[node.name] = data
+        out["upstreams"] = nodes
+    return out
+
+
 def inventory_data(inv: Inventory) -> dict:
     out: dict = {}
     if inv.classify:
@@ -77,6 +104,9 @@ def inventory_data(inv: Inventory) -> dict:
         out["maintenance"] = [window_data(w) for w in inv.maintenance]
     ruled = frozenset(k for r in inv.classify for k in r.set)
     out["devices"] = [device_data(d, ruled) for d in inv.devices]
+    topology = topology_data(inv.topology)
+    if topology:
+        out["topology"] = topology
     return out
 
 

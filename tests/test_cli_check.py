@@ -25,6 +25,7 @@ def test_check_prints_summary_with_counts_by_role_and_region():
     line = proc.stdout.strip()
     assert line.startswith(f"ok: {len(inv.devices)} devices") and "\n" not in line
     assert f"isp {inv.counts('role')['isp']}" in line and f"Tbilisi {inv.counts('region')['Tbilisi']}" in line
+    assert line.endswith(f"; {len(inv.topology.upstreams)} upstreams")
 
 
 def test_check_lists_every_error_and_exits_1(tmp_path):
@@ -33,10 +34,27 @@ def test_check_lists_every_error_and_exits_1(tmp_path):
     proc = wardops("check", str(bad))
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
-    assert lines[0].startswith(f"{bad}:2: device 'a': invalid ip")
-    assert lines[1] == f"{bad}:3: device 'b': missing required field 'region' (set it or add a classify rule)"
-    assert lines[2] == f"{bad}:3: device 'b': missing required field 'branch' (set it or add a classify rule)"
+    assert lines[0].startswith(f"{bad}:2: devices[0].ip: invalid ip '1.2.3'")
+    assert lines[1] == f"{bad}:3: devices[1]: missing required field 'region' (set it or add a classify rule)"
+    assert lines[2] == f"{bad}:3: devices[1]: missing required field 'branch' (set it or add a classify rule)"
     assert lines[3] == f"3 error(s) in {bad}"
+
+
+def test_check_reports_topology_errors_with_file_and_line(tmp_path):
+    bad = tmp_path / "topo.yml"
+    bad.write_text("devices:\n  - {name: a, ip: 198.18.0.1, region: R, branch: B}\n"
+                   "topology:\n  upstreams:\n    x: {upstream: y, branches: [B]}\n    y: {upstream: x, regions: [Q]}\n")
+    proc = wardops("check", str(bad))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"{bad}:5: topology.upstreams.x: upstream cycle x -> y -> x",
+        f"{bad}:6: topology.upstreams.y.regions[0]: unknown region 'Q' (no device has it)",
+        f"2 error(s) in {bad}"]
+    bad.write_text(bad.read_text().replace("upstream: x, regions: [Q]", "regions: [R]"))
+    proc = wardops("check", str(bad))
+    assert proc.returncode == 1 and proc.stderr.splitlines()[0] == (
+        f"{bad}:6: topology.upstreams.y.regions[0]: branch 'B' is already directly behind upstream 'x' "
+        "(branches); a branch sits directly behind one node")
 
 
 def test_check_of_missing_file_names_it(tmp_path):

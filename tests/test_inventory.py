@@ -36,7 +36,9 @@ def test_invalid_inventory_reports_exactly_the_expected_errors(path):
 def test_invalid_table_covers_every_error_class():
     names = {p.stem.removeprefix("invalid-") for p in INVALID}
     for error_class in ("unknown-device-key", "duplicate-name", "duplicate-ip", "bad-ip", "bad-role",
-                        "unknown-profile", "bad-labels", "bad-classify", "bad-maintenance", "inline-secret"):
+                        "unknown-profile", "bad-labels", "bad-classify", "bad-maintenance", "inline-secret",
+                        "topology-unknown-reference", "topology-cycle", "topology-double-membership",
+                        "topology-empty-node", "alias-bomb"):
         assert error_class in names
 
 
@@ -83,8 +85,10 @@ devices:
   - {name: bad2, ip: 198.18.0.3, region: R, branch: B, role: toaster}
   - {name: ok1, ip: 198.18.0.4, region: R, branch: B}
 """)
-    assert [p.split(":")[1] for p in problems] == ["4", "5", "6"]
-    assert "device 'bad1'" in problems[0] and "device 'bad2'" in problems[1] and "device 'ok1'" in problems[2]
+    assert problems == [
+        "inv.yml:4: devices[1].ip: invalid ip 'nope' (want an IPv4 or IPv6 literal, no prefix or zone)",
+        "inv.yml:5: devices[2].role: unknown role 'toaster' (one of isp, router, switch, firewall, atm, server, other)",
+        "inv.yml:6: devices[3].name: duplicate device name 'ok1' (first defined at inv.yml:3)"]
 
 
 def test_json_data_errors_name_the_json_path():
@@ -107,6 +111,73 @@ def test_dump_then_load_gives_the_same_inventory(inv):
     assert dump_yaml(again) == text  # deterministic
 
 
+TOPOLOGY = """
+devices:
+  - {name: dc-core1, ip: 198.18.0.1, region: DC, branch: Head Office}
+  - {name: bat-core1, ip: 198.18.0.2, region: Batumi, branch: Batumi Hub}
+  - {name: b1-r1, ip: 198.18.1.1, region: Batumi, branch: Branch 1}
+  - {name: b2-r1, ip: 198.18.2.1, region: Batumi, branch: Branch 2}
+  - {name: b40-r1, ip: 198.18.40.1, region: Kutaisi, branch: Branch 40}
+topology:
+  region_upstreams: false
+  upstreams:
+    dc-core:
+      devices: [dc-core1]
+      branches: [Head Office]
+    core-batumi:
+      upstream: dc-core
+      devices: [bat-core1]
+      regions: [Batumi]
+      branches: [Branch 40]
+"""
+
+
+def test_topology_section_loads_into_upstream_nodes_sorted_by_name():
+    inv = loads_inventory(TOPOLOGY, "topo.yml")
+    topo = inv.topology
+    assert topo.region_upstreams is False and topo.location == "topo.yml:8"
+    assert [n.name for n in topo.upstreams] == ["core-batumi", "dc-core"]
+    batumi, dc = topo.upstreams
+    assert (batumi.upstream, batumi.devices, batumi.regions, batumi.branches) == (
+        "dc-core", ("bat-core1",), ("Batumi",), ("Branch 40",))
+    assert (dc.upstream, dc.regions, batumi.location) == (None, (), "topo.yml:14")
+    # Without the section: no nodes, implicit region nodes on.
+    plain = loads_inventory(TOPOLOGY.split("topology:")[0])
+    assert plain.topology.upstreams == () and plain.topology.region_upstreams is True
+
+
+def test_topology_round_trips_through_yaml_dump_and_json_data():
+    inv = loads_inventory(TOPOLOGY)
+    text = dump_yaml(inv)
+    assert "region_upstreams: false" in text and "upstream: dc-core" in text
+    assert loads_inventory(text) == inv and dump_yaml(loads_inventory(text)) == text
+    assert inventory_from_data(inventory_data(inv)) == inv
+    # The default (implicit region nodes, no explicit ones) dumps as nothing at all.
+    assert "topology" not in dump_yaml(loads_inventory(TOPOLOGY.split("topology:")[0]))
+
+
+def test_topology_errors_over_json_name_the_json_path():
+    data = inventory_data(loads_inventory(TOPOLOGY))
+    data["topology"]["upstreams"]["core-batumi"]["upstream"] = "core-batumi"
+    data["topology"]["upstreams"]["x"] = {"regions": ["Nowhere"]}
+    with pytest.raises(InventoryError) as info:
+        inventory_from_data(data)
+    assert [str(p) for p in info.value.problems] == [
+        "$.topology.upstreams.core-batumi.upstream: a node cannot sit behind itself",
+        "$.topology.upstreams.x.regions[0]: unknown region 'Nowhere' (no device has it)"]
+
+
+def test_topology_cycle_of_three_lists_the_whole_cycle_once():
+    problems = problems_of(TOPOLOGY.replace("      devices: [dc-core1]\n", "      upstream: c\n") + """
+    a:
+      upstream: core-batumi
+    c:
+      upstream: a
+""")
+    assert problems == ["inv.yml:11: topology.upstreams.dc-core: upstream cycle dc-core -> c -> a -> core-batumi "
+                        "-> dc-core"]
+
+
 def test_synth_is_deterministic_and_stays_in_the_benchmark_range():
     a, b, c = synth_inventory(3000, 0.1, seed=3), synth_inventory(3000, 0.1, seed=3), synth_inventory(3000, 0.1, seed=4)
     assert dump_yaml(a) == dump_yaml(b) and dump_yaml(a) != dump_yaml(c)
@@ -127,7 +198,8 @@ scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**20, 10**20), st.f
 keys = st.sampled_from(["devices", "classify", "snmp_profiles", "maintenance", "name", "ip", "region", "branch",
                         "role", "isp", "snmp", "enabled", "labels", "match", "set", "version", "community_env",
                         "username", "auth_protocol", "auth_key_file", "weekdays", "times", "timezone",
-                        "branches", "ip_last_octet", "ip_in", "name_regex", "x"])
+                        "branches", "ip_last_octet", "ip_in", "name_regex", "x", "topology", "upstreams",
+                        "upstream", "regions", "region_upstreams", "timeout", "a"])
 documents = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
                                                           st.dictionaries(keys, inner, max_size=6)), max_leaves=30)
 

@@ -24,7 +24,8 @@ def summary(inv: Inventory) -> str:
     disabled = sum(1 for d in inv.devices if not d.enabled)
     return (f"ok: {len(inv.devices)} devices ({disabled} disabled); roles: {fmt(inv.counts('role'))}; "
             f"regions: {fmt(inv.counts('region'))}; {len(inv.counts('branch'))} branches; "
-            f"{len(inv.snmp_profiles)} snmp profiles; {len(inv.maintenance)} maintenance windows")
+            f"{len(inv.snmp_profiles)} snmp profiles; {len(inv.maintenance)} maintenance windows; "
+            f"{len(inv.topology.upstreams)} upstreams")
 
 
 def secret_problems(inv: Inventory) -> list[str]:

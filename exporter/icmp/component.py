@@ -20,39 +20,15 @@ from dataclasses import dataclass, field
 
 from exporter.component import Runtime
 from exporter.config import Policy
-from exporter.exposition import Family, Section, label_text
+from exporter.contract import ICMP_BURST_FAMILIES, ICMP_FAMILIES, ICMP_SITE_FAMILIES
+from exporter.exposition import Section, label_text
 from exporter.icmp.engine import IcmpEngine
 from exporter.icmp.state import DOWN, UNKNOWN, UP, DeviceState, round_stats
 from exporter.rounds import drive_rounds
 from inventory.model import Device
 
-DEVICE_FAMILIES = (
-    Family("wardops_icmp_up", "gauge", "1 if the device answers ICMP echo (hysteresis-filtered), 0 if DOWN."),
-    Family("wardops_icmp_rtt_seconds", "gauge", "Average echo round-trip time of the last round."),
-    Family("wardops_icmp_rtt_min_seconds", "gauge", "Minimum echo round-trip time of the last round."),
-    Family("wardops_icmp_rtt_max_seconds", "gauge", "Maximum echo round-trip time of the last round."),
-    Family("wardops_icmp_jitter_seconds", "gauge", "Mean absolute difference of consecutive RTTs, last round."),
-    Family("wardops_icmp_loss_ratio", "gauge", "Share of echo requests without a reply in the last round."),
-    Family("wardops_icmp_packets_sent_total", "counter", "Echo requests sent."),
-    Family("wardops_icmp_packets_received_total", "counter", "Echo replies received within the timeout."),
-    Family("wardops_icmp_status_changes_total", "counter", "UP/DOWN transitions (hysteresis-filtered)."),
-    Family("wardops_icmp_last_change_timestamp_seconds", "gauge", "When the current UP/DOWN state began (UTC epoch)."),
-)
-SITE_FAMILIES = (
-    Family("wardops_icmp_branch_up", "gauge",
-           "1 if the branch answers (some probed device UP), 0 if observed dark (every probed device DOWN), "
-           "-1 while deciding (confirmation burst running, or no device decided yet)."),
-    Family("wardops_icmp_branch_last_change_timestamp_seconds", "gauge",
-           "When the branch's current wardops_icmp_branch_up value began (UTC epoch)."),
-    Family("wardops_probe_site_canary_up", "gauge",
-           "1 if the probe site's canary address answers ICMP (fastest policy, hysteresis-filtered), 0 if DOWN."),
-)
-BURST_FAMILIES = (
-    Family("wardops_icmp_confirmation_bursts_total", "counter",
-           "Confirmation bursts started (per branch: every ISP uplink failed a round, or one answered again)."),
-    Family("wardops_icmp_burst_rounds_total", "counter", "Batched confirmation-burst probe rounds run."),
-)
-FAMILIES = DEVICE_FAMILIES + SITE_FAMILIES + BURST_FAMILIES
+DEVICE_FAMILIES = ICMP_FAMILIES  # exporter/contract.py; render_rows writes them in this order
+FAMILIES = ICMP_FAMILIES + ICMP_SITE_FAMILIES + ICMP_BURST_FAMILIES
 _NAMES = tuple(f.name for f in DEVICE_FAMILIES)
 SITE_KEY = ("icmp", "site")  # the section of branch verdicts and canaries
 

@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import sys
 import threading
+import time
 
-from exporter.snmp.metrics import exposition_text, families, probe_families
+# The CLI waits for a slow device longer than a scraper would (probe.timeout is 5 s by default).
+PROBE_DEADLINE = 60.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +28,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run_poll(args: argparse.Namespace) -> int:
+    from exporter.probing import ProbeTarget, render_probe
     from exporter.snmp.poller import SnmpPoller
+    from exporter.snmp.probe import SnmpProber
+    from exporter.snmp.render import round_text
     from inventory import InventoryError, load_inventory
 
     try:
@@ -43,12 +48,15 @@ def run_poll(args: argparse.Namespace) -> int:
             return 1
         devices = [known[n] for n in args.device]
 
-    async def poll() -> str:
+    async def poll() -> bytes:
         poller = SnmpPoller(devices, inv.snmp_profiles, concurrency=args.concurrency)
         try:
-            if len(devices) == 1 and args.device:
-                return exposition_text(probe_families(await poller.probe(devices[0])))
-            return exposition_text(families(await poller.poll_round()))
+            if len(devices) == 1 and args.device:  # the /probe?module=snmp answer
+                target = ProbeTarget(devices[0].ip, devices[0])
+                started = time.monotonic()
+                result = await SnmpProber(poller)(target, {}, started + PROBE_DEADLINE)
+                return render_probe(target, result, time.monotonic() - started)
+            return round_text(await poller.poll_round(), poller.devices, poller.profiles)
         finally:
             poller.close()
 
@@ -72,5 +80,5 @@ def run_poll(args: argparse.Namespace) -> int:
     if "error" in out:
         print(f"snmp poll failed: {out['error']}", file=sys.stderr)
         return 1
-    sys.stdout.write(out["text"])
+    sys.stdout.write(out["text"].decode())
     return 0

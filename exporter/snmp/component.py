@@ -1,11 +1,6 @@
 """SNMP component: the SnmpPoller's rounds on the exporter's shared probing loop, each round's
-snapshot rendered once (in the render thread) into the exposition's pre-rendered section.
-
-Why lines instead of prometheus_client families: building ~240k Metric samples per round for 1,000
-devices cost several times the text itself (measured by bench/exporter_mixed.py, docs/snmp.md) and
-its per-sample objects trigger full GC passes that stall the shared loop; plain f-strings over the
-immutable snapshot allocate short-lived strings only, in the render thread.
-"""
+snapshot rendered once (in the render thread, by exporter/snmp/render.py) into the exposition's
+pre-rendered section."""
 
 from __future__ import annotations
 
@@ -13,92 +8,15 @@ import asyncio
 from collections.abc import Iterable, Mapping
 
 from exporter.component import Runtime
-from exporter.exposition import Family, Section, escape, label_text, number
+from exporter.contract import SNMP_FAMILIES
 from exporter.rounds import drive_rounds
-from exporter.snmp.metrics import IF_COUNTERS
 from exporter.snmp.poller import DeviceSample, SnmpPoller
-from inventory.model import Device
+from exporter.snmp.render import POLICY, SELF_LABELS, extra_families, render_rows, snapshot_rows
+from inventory.model import Device, SnmpProfile
 
-POLICY = "snmp"  # the `policy` label of the SNMP self-metrics (one round loop for all SNMP devices)
-SELF_LABELS = f'{{protocol="snmp",policy="{POLICY}"}}'
+__all__ = ["FAMILIES", "POLICY", "SELF_LABELS", "SnmpComponent", "render_rows"]
 
-FAMILIES = (
-    Family("wardops_snmp_up", "gauge", "1 if the last SNMP poll of the device succeeded."),
-    Family("wardops_snmp_uptime_seconds", "gauge", "Device sysUpTime in seconds."),
-    Family("wardops_snmp_poll_duration_seconds", "gauge", "Duration of the last SNMP poll of the device."),
-    Family("wardops_snmp_if_oper_up", "gauge", "1 if ifOperStatus is up(1)."),
-    Family("wardops_snmp_if_admin_up", "gauge", "1 if ifAdminStatus is up(1)."),
-    Family("wardops_snmp_if_speed_bps", "gauge", "Interface speed (ifHighSpeed) in bits/s."),
-    Family("wardops_snmp_if_last_change_seconds", "gauge",
-           "Unix time of the interface's last status change (from ifLastChange)."),
-    *(Family(f"{name}_total", "counter", help_text) for name, help_text, _ in IF_COUNTERS),
-    Family("wardops_snmp_poll_errors_total", "counter",
-           "Failed SNMP polls by error kind (timeout, auth, agent, protocol, credentials, deadline, network)."),
-)
-_COUNTERS = tuple((f"{name}_total", column) for name, _, column in IF_COUNTERS)
-
-# One row per device of a round: (labels text, is_isp, sample, error counts {kind: n}).
-Row = tuple
-
-
-def render_rows(rows: Iterable[Row]) -> Section:
-    """Rows -> section {family: (ISP lines, other lines)}. Runs in the render thread."""
-    parts: dict[str, tuple[list[str], list[str]]] = {}
-
-    def out(name: str, isp: bool) -> list[str]:
-        pair = parts.get(name)
-        if pair is None:
-            pair = parts[name] = ([], [])
-        return pair[0] if isp else pair[1]
-
-    for labels, isp, s, errors in rows:
-        out("wardops_snmp_up", isp).append(f"wardops_snmp_up{labels} {int(s.up)}\n")
-        out("wardops_snmp_poll_duration_seconds", isp).append(
-            f"wardops_snmp_poll_duration_seconds{labels} {round(s.duration, 6)!r}\n")
-        for kind, count in errors:
-            out("wardops_snmp_poll_errors_total", isp).append(
-                f'wardops_snmp_poll_errors_total{labels[:-1]},error="{kind}"}} {count}\n')
-        if not s.up:
-            continue
-        if s.uptime_seconds is not None:
-            out("wardops_snmp_uptime_seconds", isp).append(
-                f"wardops_snmp_uptime_seconds{labels} {number(s.uptime_seconds)}\n")
-        head = labels[:-1]
-        oper, admin, speed, change = (out(n, isp) for n in (
-            "wardops_snmp_if_oper_up", "wardops_snmp_if_admin_up", "wardops_snmp_if_speed_bps",
-            "wardops_snmp_if_last_change_seconds"))
-        counters = [(name, column, out(name, isp)) for name, column in _COUNTERS]
-        for i in s.interfaces:
-            il = f'{head},ifName="{escape(i.name)}",ifAlias="{escape(i.alias)}"}}'
-            if i.oper_up is not None:
-                oper.append(f"wardops_snmp_if_oper_up{il} {int(i.oper_up)}\n")
-            if i.admin_up is not None:
-                admin.append(f"wardops_snmp_if_admin_up{il} {int(i.admin_up)}\n")
-            if i.speed_bps is not None:
-                speed.append(f"wardops_snmp_if_speed_bps{il} {number(i.speed_bps)}\n")
-            if i.last_change is not None:
-                change.append(f"wardops_snmp_if_last_change_seconds{il} {round(i.last_change, 2)!r}\n")
-            values = i.counters
-            for name, column, lines in counters:
-                value = values.get(column)
-                if value is not None:
-                    lines.append(f"{name}{il} {value}\n")
-        for e in s.extras:
-            name = f"{e.metric}_total" if e.kind == "counter" else e.metric
-            el = f'{head},index="{escape(e.index)}"}}' if e.index else labels
-            out(name, isp).append(f"{name}{el} {number(e.value)}\n")
-    return {name: ("".join(a).encode(), "".join(b).encode()) for name, (a, b) in parts.items() if a or b}
-
-
-def extra_families(profiles: Mapping) -> list[Family]:
-    """Families for the profiles' extra OIDs (`wardops_snmp_<metric>`, counters with `_total`)."""
-    out = {}
-    for profile in profiles.values():
-        for extra in getattr(profile, "extra_oids", ()) or ():
-            name = f"wardops_snmp_{extra.metric}" + ("_total" if extra.type == "counter" else "")
-            out[name] = Family(name, "counter" if extra.type == "counter" else "gauge",
-                               f"Extra SNMP OID ({extra.type}) from the device's profile.")
-    return [out[n] for n in sorted(out)]
+FAMILIES = SNMP_FAMILIES
 
 
 class SnmpComponent:
@@ -198,24 +116,22 @@ class SnmpComponent:
 
     def _publish(self) -> None:
         """The last snapshot, restricted to the current devices (current labels), to the render thread."""
-        snapshot = self.poller.snapshot
-        current = {d.name: d for d in self.poller.devices}
-        errors: dict[str, list[tuple[str, int]]] = {}
-        for (name, kind), count in sorted(snapshot.errors.items()):
-            errors.setdefault(name, []).append((kind, count))
-        rows = []
-        for s in snapshot.devices:
-            device = current.get(s.device.name)
-            if device is None or device.ip != s.device.ip:
-                continue  # removed (or readdressed) since the round: gone at once
-            rows.append((label_text(device.target_labels()), device.role == "isp", s,
-                         tuple(errors.get(device.name, ()))))
-        self.rt.publish_later(("snmp", "devices"), render_rows, tuple(rows))
+        rows = snapshot_rows(self.poller.snapshot, self.poller.devices)
+        self.rt.publish_later(("snmp", "devices"), render_rows, rows)
 
-    # -- queries -------------------------------------------------------------------------------
+    # -- /probe?module=snmp (exporter/snmp/probe.py SnmpProbing) ---------------------------------
 
-    async def probe(self, device: Device) -> DeviceSample:
-        return await self.poller.probe(device)
+    def refusal(self, ip: str, device: Device | None) -> str | None:
+        if not self.settings.enabled:
+            return "SNMP polling is disabled (snmp.enabled)"
+        return self.poller.refusal(ip, device)
+
+    async def probe(self, device: Device, deadline: float | None = None) -> DeviceSample:
+        return await self.poller.probe(device, deadline)
+
+    @property
+    def profiles(self) -> Mapping[str, SnmpProfile | None]:
+        return self.poller.profiles
 
     # -- self-metrics (web thread: plain reads) ------------------------------------------------
 

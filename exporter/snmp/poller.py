@@ -161,8 +161,6 @@ class SnmpPoller:
         self._caches: dict[str, _DeviceCache] = {}
         self._errors: dict[tuple[str, str], int] = {}
         self.snapshot: SnmpSnapshot = EMPTY_SNAPSHOT
-        self.rounds = 0
-        self.overruns = 0
         self.update(devices, profiles)
 
     # --- configuration ---------------------------------------------------------------------------
@@ -215,41 +213,26 @@ class SnmpPoller:
                 return await self.poll_device(device)
 
         samples = await asyncio.gather(*(one(d) for d in self.devices))
-        self.rounds += 1
         self.snapshot = SnmpSnapshot(timestamp=time.time(), duration=time.monotonic() - started,
                                      devices=tuple(samples), errors=MappingProxyType(dict(self._errors)))
         return self.snapshot
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll a round every `interval` seconds until `stop` is set (rounds never overlap)."""
-        while not stop.is_set():
-            started = time.monotonic()
-            try:
-                await self.poll_round()
-            except Exception:  # a bug must not end polling; failures of devices are data already
-                log.exception("snmp round failed")
-            elapsed = time.monotonic() - started
-            if elapsed > self.interval:
-                self.overruns += 1  # the next round starts at once; rounds never overlap
-            wait = max(0.0, self.interval - elapsed)
-            try:
-                await asyncio.wait_for(stop.wait(), wait)
-            except TimeoutError:
-                pass
+    def refusal(self, ip: str, device: Device | None) -> str | None:
+        """Why /probe?module=snmp must not poll target `ip` (403), or None."""
+        if device is None or not device.snmp:
+            return f"target {ip!r} is not an inventory device with an snmp profile"
+        if not self.profiles.get(device.snmp):
+            return f"device {device.name!r} names an unknown snmp profile"
+        return None
 
-    async def probe(self, device: Device) -> DeviceSample:
+    async def probe(self, device: Device, deadline: float | None = None) -> DeviceSample:
         """A live poll for /probe: full walk with a throw-away cache, so the rounds' counter state
-        is untouched (counters in the answer are the device's raw values)."""
-        if not device.snmp or not self.profiles.get(device.snmp):
+        is untouched (counters in the answer are the device's raw values). `deadline`
+        (time.monotonic()) ends the poll early, as a sample with error "deadline"."""
+        if self.refusal(device.ip, device) is not None:
             return DeviceSample(device=device, up=False, error="no_profile", duration=0.0, timestamp=time.time())
-        return await self.poll_device(device, cache=_DeviceCache(), count_errors=False)
-
-    async def probe_one(self, device: Device) -> list:
-        """/probe?module=snmp: metric families (probe_success, probe_duration_seconds, the device's
-        SNMP series) from one live poll. Run on the probing loop."""
-        from exporter.snmp.metrics import probe_families
-
-        return probe_families(await self.probe(device))
+        budget = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return await self.poll_device(device, cache=_DeviceCache(), count_errors=False, budget=budget)
 
     def target(self, device: Device, profile: SnmpProfile) -> Target:
         auth = self._auth.get(profile.name)
@@ -260,8 +243,9 @@ class SnmpPoller:
         return Target(device.ip, profile.port, auth, profile.timeout, profile.retries, profile.max_repetitions)
 
     async def poll_device(self, device: Device, *, cache: _DeviceCache | None = None,
-                          count_errors: bool = True) -> DeviceSample:
-        """One device, never raising: a failure is a sample with up=False and an error kind."""
+                          count_errors: bool = True, budget: float | None = None) -> DeviceSample:
+        """One device, never raising: a failure is a sample with up=False and an error kind.
+        `budget`: seconds at most (less than the round's per-device deadline), e.g. a scrape's timeout."""
         started = time.monotonic()
         profile = self.profiles.get(device.snmp or "")
         if profile is None:  # removed by a reload while this round was running
@@ -269,6 +253,8 @@ class SnmpPoller:
         if cache is None:
             cache = self._caches.setdefault(device.name, _DeviceCache())
         deadline = self.deadline or max(1.0, min(self.interval, profile.timeout * (profile.retries + 1) * 8))
+        if budget is not None:
+            deadline = min(deadline, budget)
         try:
             sample = await asyncio.wait_for(self._poll(device, profile, cache, started), deadline)
             if cache.last_error is not None:

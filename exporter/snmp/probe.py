@@ -7,28 +7,54 @@ are the device's raw values. Targets that are not SNMP devices of the inventory 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
-from exporter.exposition import label_text
-from exporter.probers import ProbeRefused, ProbeResult, ProbeTarget
-from exporter.snmp.metrics import probe_families
+from exporter.component import Runtime
+from exporter.contract import PROBE_SNMP_FAMILIES
+from exporter.exposition import label_text, samples_section
+from exporter.probing import Prober, ProbeRefused, ProbeResult, ProbeTarget, Refuse
+from exporter.snmp.component import SnmpComponent
+from exporter.snmp.poller import DeviceSample
+from exporter.snmp.render import device_row, families, render_rows
+from inventory.model import Device, SnmpProfile
 
-_ADDED_BY_WEB = ("probe_success", "probe_duration_seconds")
+
+class SnmpProbing(Protocol):
+    """What the prober needs: SnmpComponent provides it (and a bare SnmpPoller, for the CLI)."""
+
+    profiles: Mapping[str, SnmpProfile | None]
+
+    def refusal(self, ip: str, device: Device | None) -> str | None:
+        """Why target `ip` (an inventory device or not) must not be polled: the 403 text; or None."""
+
+    async def probe(self, device: Device, deadline: float | None = None) -> DeviceSample: ...
 
 
-async def probe(runtime, target: ProbeTarget, params: Mapping[str, str]) -> ProbeResult:
+@dataclass(frozen=True, slots=True)
+class SnmpProber:
+    source: SnmpProbing
+
+    async def __call__(self, target: ProbeTarget, params: Mapping[str, str], deadline: float) -> ProbeResult:
+        device = target.device
+        why = self.source.refusal(target.ip, device)
+        if why is not None or device is None:
+            raise ProbeRefused(why or f"target {target.ip!r} is not an inventory device")
+        sample = await self.source.probe(device, deadline)
+        return result(device, sample, self.source.profiles)
+
+
+def result(device: Device, sample: DeviceSample, profiles: Mapping[str, SnmpProfile | None]) -> ProbeResult:
+    """The answer for one live poll: probe_snmp_error on failure, then the device's SNMP series
+    (rendered like /metrics, without the rounds' poll error counter)."""
+    error = samples_section([("probe_snmp_error", label_text({"error": sample.error}), 1)] if sample.error else [])
+    series = render_rows([device_row(device, sample)])
+    return ProbeResult(sample.up, (*PROBE_SNMP_FAMILIES, *families(profiles)), {**error, **series})
+
+
+def bind(runtime: Runtime) -> Prober:
+    """The prober over the running SNMP component."""
     component = runtime.components.get("snmp")
-    device = target.device
-    if component is None or not component.settings.enabled:
-        raise ProbeRefused("SNMP polling is disabled (snmp.enabled)")
-    if device is None or not device.snmp:
-        raise ProbeRefused(f"target {target.ip!r} is not an inventory device with an snmp profile")
-    if device.snmp not in component.poller.profiles:
-        raise ProbeRefused(f"device {device.name!r} names an unknown snmp profile")
-    sample = await component.probe(device)
-    samples = []
-    for family in probe_families(sample):
-        if family.name in _ADDED_BY_WEB:
-            continue
-        for s in family.samples:
-            samples.append((s.name, family.type, label_text(s.labels), s.value))
-    return ProbeResult(sample.up, samples)
+    if not isinstance(component, SnmpComponent):
+        return Refuse("SNMP polling is disabled (snmp.enabled)")
+    return SnmpProber(component)

@@ -36,6 +36,10 @@ def import_file(store: InventoryStore, path: str | Path) -> Snapshot:
     data, locate = read_yaml(text, str(path))
     build_inventory(data, locate, str(path))  # the loader's own errors, with file:line
     data = data or {}
+    if data.get("topology"):
+        # The store has no table for it yet: refuse rather than drop it and export less than imported.
+        raise InventoryError([Problem(locate(("topology",)), "not stored by the inventory "
+                                      "service yet; keep it in the YAML inventory file", ("topology",))])
     try:
         snap, _ = store.write(lambda draft: draft.replace_all(data, Origin(None, None, "$")))
     except ChangeRejected as exc:  # not expected after the check above; report it the same way

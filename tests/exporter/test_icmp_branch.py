@@ -392,7 +392,7 @@ def test_scrapes_never_mix_a_verdict_with_device_states_of_another_round():
 
 
 def test_module_filter_splits_icmp_snmp_and_self_metrics():
-    from exporter.exposition import Family
+    from exporter.contract import Family
 
     expo = Exposition()
     expo.register([Family("wardops_icmp_up", "gauge", "x"), Family("wardops_snmp_up", "gauge", "y"),

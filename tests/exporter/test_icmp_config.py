@@ -16,41 +16,67 @@ DATA = Path(__file__).parent / "testdata"
 
 # One tiny file per failure, each with every message it must produce (in order).
 INVALID = {
-    "invalid-unknown-top-key.yml": [
-        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp)"],
-    "invalid-unknown-policy-key.yml": [
-        "4: policies.isp.retries: unknown key (allowed: interval, packets, spacing, timeout, down_after, up_after)"],
+    "invalid-default-policy.yml": [
+        "1: default_policy: unknown policy 'nope' (defined: isp, default)",
+    ],
+    "invalid-duplicate-key.yml": [
+        "4: policies.isp: duplicate key 'interval'",
+    ],
     "invalid-duration.yml": [
-        "3: policies.isp.interval: must be a duration above 0.05s to 3600s (seconds, or like 500ms, 2s, 1m), "
-        "got string 'soon'",
-        "4: policies.isp.timeout: must be a duration above 0s to 60s (seconds, or like 500ms, 2s, 1m), got number -1"],
-    "invalid-integer.yml": [
-        "3: policies.isp.packets: must be a whole number from 1 to 20, got number 0",
-        "4: policies.isp.down_after: must be a whole number from 1 to 100, got number 1.5"],
-    "invalid-round-longer-than-interval.yml": [
-        "2: policies.fast: a round needs spacing x (packets - 1) + timeout = 0.7s, more than its interval 0.5s"],
-    "invalid-role-policies.yml": [
-        "2: role_policies.isp: unknown policy 'fastest' (defined: isp, default)",
-        "3: role_policies.printer: unknown role 'printer' (one of isp, router, switch, firewall, atm, server, other)"],
-    "invalid-default-policy.yml": ["1: default_policy: unknown policy 'nope' (defined: isp, default)"],
+        "3: policies.isp.interval: must be a duration like 1h30m, 5m, 2s, 1.5s, 500ms (units d h m s ms, largest first; a plain number is seconds), got string 'soon'",
+        '4: policies.isp.timeout: must be a duration above 0s to 1m, got number -1',
+    ],
     "invalid-icmp.yml": [
         "2: icmp.mode: must be one of auto, unprivileged, raw, got string 'kernel'",
         "3: icmp.source_ipv4: must be an IPv4 address, got string '2001:db8::1'",
-        "4: icmp.receive_buffer: must be a whole number from 65536 to 1073741824, got number 10"],
+        '4: icmp.receive_buffer: must be a whole number from 65536 to 1073741824, got number 10',
+    ],
+    "invalid-integer.yml": [
+        '3: policies.isp.packets: must be a whole number from 1 to 20, got number 0',
+        '4: policies.isp.down_after: must be a whole number from 1 to 100, got number 1.5',
+    ],
+    "invalid-policies-list.yml": [
+        '1: policies: must be a mapping of policy name to settings, got a list',
+    ],
     "invalid-probe-cidrs.yml": [
-        "2: probe.allowed_cidrs.0: invalid CIDR '198.18.0.1/15': 198.18.0.1/15 has host bits set",
-        "2: probe.allowed_cidrs.1: invalid CIDR 'nonsense': 'nonsense' does not appear to be an IPv4 or IPv6 network"],
-    "invalid-policies-list.yml": ["1: policies: must be a mapping of policy name to settings, got a list"],
-    "invalid-yaml-syntax.yml": ["3: YAML syntax error: did not find expected ',' or '}'"],
-    "invalid-duplicate-key.yml": ["4: duplicate key 'interval'"],
+        "2: probe.allowed_cidrs[0]: invalid CIDR '198.18.0.1/15': 198.18.0.1/15 has host bits set",
+        "2: probe.allowed_cidrs[1]: invalid CIDR 'nonsense': 'nonsense' does not appear to be an IPv4 or IPv6 network",
+    ],
+    "invalid-role-policies.yml": [
+        "2: role_policies.isp: unknown policy 'fastest' (defined: isp, default)",
+        "3: role_policies.printer: unknown role 'printer' (one of isp, router, switch, firewall, atm, server, other)",
+    ],
+    "invalid-round-longer-than-interval.yml": [
+        '2: policies.fast: a round needs spacing x (packets - 1) + timeout = 0.7s, more than its interval 0.5s',
+    ],
+    "invalid-site.yml": [
+        "2: site.canaries[2]: must be an IPv4 or IPv6 address (no prefix or zone), got string 'gateway'",
+        "2: site.canaries[3]: must be an IPv4 or IPv6 address (no prefix or zone), got string '192.0.2.1/32'",
+        '2: site.canaries[4]: duplicate canary 2001:db8::1 (also site.canaries[1])',
+        '2: site.canaries[5]: 224.0.0.1 is not a unicast host address',
+        '2: site.canaries[6]: must be an IPv4 or IPv6 address (no prefix or zone), got number 7',
+        '3: site.gateway: unknown key (allowed: canaries)',
+    ],
+    "invalid-snmp-deadline.yml": [
+        '1: snmp.deadline: must not exceed snmp.interval 30s, got 45s',
+    ],
     "invalid-snmp.yml": [
-        "7: snmp.community: unknown key (allowed: enabled, interval, concurrency, static_every, deadline)",
         "2: snmp.enabled: must be true or false, got string 'yes'",
-        "3: snmp.interval: must be a duration above 1s to 3600s (seconds, or like 500ms, 2s, 1m), got string '500ms'",
-        "6: snmp.deadline: must not exceed snmp.interval 60s, got 120s",
-        "4: snmp.concurrency: must be a whole number from 1 to 4096, got number 0",
-        "5: snmp.static_every: must be a whole number from 1 to 1000, got string 'many'"],
-    "invalid-snmp-deadline.yml": ["1: snmp.deadline: must not exceed snmp.interval 30s, got 45s"],
+        "3: snmp.interval: must be a duration above 1s to 1h, got string '500ms'",
+        '4: snmp.concurrency: must be a whole number from 1 to 4096, got number 0',
+        "5: snmp.static_every: must be a whole number from 1 to 1000, got string 'many'",
+        '6: snmp.deadline: must not exceed snmp.interval 1m, got 2m',
+        '7: snmp.community: unknown key (allowed: enabled, interval, concurrency, static_every, deadline)',
+    ],
+    "invalid-unknown-policy-key.yml": [
+        '4: policies.isp.retries: unknown key (allowed: interval, packets, spacing, timeout, down_after, up_after)',
+    ],
+    "invalid-unknown-top-key.yml": [
+        '1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp, site, secrets)',
+    ],
+    "invalid-yaml-syntax.yml": [
+        "3: YAML syntax error: did not find expected ',' or '}'",
+    ],
 }
 
 
@@ -129,3 +155,29 @@ def test_snmp_section_defaults_and_overrides():
     cfg = loads_config("snmp: {enabled: false, interval: 30s, concurrency: 8, static_every: 5, deadline: 10s}\n")
     assert cfg.snmp == SnmpSettings(enabled=False, interval=30.0, concurrency=8, static_every=5, deadline=10.0)
     assert loads_config("snmp: {deadline: null}\n").snmp.deadline is None
+
+
+def test_site_canaries_are_canonical_addresses_in_order():
+    assert load_config(None).site.canaries == ()
+    cfg = loads_config('site:\n  canaries: [198.18.255.1, "2001:DB8:0:0::7"]\n')
+    assert cfg.site.canaries == ("198.18.255.1", "2001:db8::7")
+
+
+def test_inventory_fetch_limits_and_secrets_policy_keys():
+    from exporter.config import InventorySettings, SecretsSettings
+
+    cfg = load_config(None)
+    assert cfg.secrets == SecretsSettings() and not cfg.secrets.configured
+    cfg = loads_config("inventory: {timeout: 3s, max_bytes: 4096, max_drop_share: 0.2, hold_time: 0}\n"
+                       "secrets: {directory: /etc/wardops/secrets, env_prefix: WARDOPS_}\n")
+    assert cfg.inventory == InventorySettings(timeout=3.0, max_bytes=4096, max_drop_share=0.2, hold_time=0.0)
+    assert cfg.secrets == SecretsSettings("/etc/wardops/secrets", "WARDOPS_") and cfg.secrets.configured
+    with pytest.raises(ConfigError) as err:
+        loads_config("inventory: {max_drop_share: 1.5, hold_time: 8d}\nsecrets: {directory: etc, env_prefix: A-}\n",
+                     "c.yml")
+    assert [str(p) for p in err.value.problems] == [
+        "c.yml:1: inventory.max_drop_share: must be a number from 0 to 1, got number 1.5",
+        "c.yml:1: inventory.hold_time: must be a duration from 0s to 7d, got string '8d'",
+        "c.yml:2: secrets.directory: must be an absolute directory path, got string 'etc'",
+        "c.yml:2: secrets.env_prefix: must be a non-empty environment variable name prefix [A-Za-z_][A-Za-z0-9_]*, "
+        "got string 'A-'"]

@@ -59,7 +59,7 @@ def test_validation_errors_name_field_and_reason(client):
     assert "unknown role 'toaster'" in fields["role"]
     r = client.post("/api/v1/devices", json={**device(1), "colour": "red"}, headers=AUTH)
     assert r.status_code == 422 and r.json["problems"][0]["field"] == "colour"
-    assert "unknown key 'colour'" in r.json["problems"][0]["message"]
+    assert r.json["problems"][0]["message"].startswith("unknown key (allowed: name, ip,")
     assert client.get("/api/v1/devices").json["total"] == 0
 
 

@@ -59,9 +59,9 @@ def test_import_is_atomic_and_reports_every_error_with_line(runner, db_url, tmp_
         "  - {name: d, ip: 198.18.0.4, region: R}\n")
     code, out, err = runner.invoke("inventory", "import", str(bad), "--db", db_url)
     assert code == 1
-    assert f"{bad}:3: device 'b': duplicate ip" in err
-    assert f"{bad}:4: device 'c': invalid ip 'nope'" in err
-    assert f"{bad}:5: device 'd': missing required field 'branch'" in err
+    assert f"{bad}:3: devices[1].ip: duplicate ip" in err
+    assert f"{bad}:4: devices[2].ip: invalid ip 'nope'" in err
+    assert f"{bad}:5: devices[3]: missing required field 'branch'" in err
     assert "3 error(s)" in err and "nothing imported" in err
     code, text, _ = runner.invoke("inventory", "export", "--db", db_url)
     assert loads_inventory(text, "x") == load_inventory(EXAMPLE)  # unchanged
@@ -82,6 +82,14 @@ def test_import_replaces_what_the_api_wrote(runner, db_url, tmp_path):
             load_inventory(EXAMPLE).counts("role")["isp"]
     finally:
         app.extensions["wardops_engine"].dispose()
+
+
+def test_import_refuses_a_topology_it_cannot_store(runner, db_url, tmp_path):
+    topo = tmp_path / "topo.yml"
+    topo.write_text("devices:\n  - {name: a, ip: 198.18.0.1, region: R, branch: B}\n"
+                    "topology:\n  upstreams: {x: {branches: [B]}}\n")
+    code, _, err = runner.invoke("inventory", "import", str(topo), "--db", db_url)
+    assert code == 1 and f"{topo}:3: topology: not stored by the inventory service yet" in err, err
 
 
 def test_cli_errors(runner, tmp_path):

@@ -35,10 +35,11 @@ devices:
 """)
     assert run(["poll", str(inv), "--device", "cli-r1"]) == 0
     out = capsys.readouterr().out
-    assert "probe_success 1.0" in out
+    assert "probe_success 1\n" in out and "# HELP probe_snmp_error" not in out
     assert out.count("wardops_snmp_if_oper_up{") == 4
     assert "cli-community-secret" not in out
     assert run(["poll", str(inv)]) == 0
-    assert 'wardops_snmp_up{branch="B",device="cli-r1"' in capsys.readouterr().out
+    assert 'wardops_snmp_up{device="cli-r1",ip="127.0.0.1",role="router",region="R",branch="B"} 1\n' \
+        in capsys.readouterr().out
     assert run(["poll", str(inv), "--device", "nope"]) == 1
     assert "no enabled SNMP device named nope" in capsys.readouterr().err

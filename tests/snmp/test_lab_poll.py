@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from exporter.snmp import SnmpPoller, families, probe_families
-from exporter.snmp.metrics import exposition_text
+from exporter.probing import ProbeTarget, render_probe
+from exporter.snmp import SnmpPoller
+from exporter.snmp.probe import SnmpProber
+from exporter.snmp.render import render_rows, round_text, snapshot_rows
 from inventory.model import Device, ExtraOid, SnmpProfile
 from inventory.secrets import Secret
 from wardops.lab.snmpagents import AgentSpec, V3User, interface_rows, start_agents, start_snmpd, with_step
@@ -93,22 +95,22 @@ def test_v2c_poll_matches_recording_and_metric_contract(agents, probe_loop):
         {"ifHCInOctets": r["in_octets"], "ifHCOutOctets": r["out_octets"], "ifInErrors": r["in_errors"],
          "ifOutErrors": r["out_errors"], "ifInDiscards": r["in_discards"], "ifOutDiscards": r["out_discards"]}
         for r in want]
-    text = exposition_text(families(snap))
-    assert ('wardops_snmp_if_in_octets_total{branch="Branch 1",device="r-ok",ifAlias="r-ok link 1",'
-            f'ifName="Gi0/0",ip="198.18.100.1",region="Tbilisi",role="router"}} {float(want[0]["in_octets"])}') in text
-    assert 'wardops_snmp_up{branch="Branch 1",device="r-isp",ip="198.18.100.2",isp="Magti",region="Tbilisi",' \
-           'role="isp"} 1.0' in text
+    text = round_text(snap, poller.devices, poller.profiles).decode()
+    r_ok = 'device="r-ok",ip="198.18.100.1",role="router",region="Tbilisi",branch="Branch 1"'
+    assert (f'wardops_snmp_if_in_octets_total{{{r_ok},ifName="Gi0/0",ifAlias="r-ok link 1"}} '
+            f'{want[0]["in_octets"]}\n') in text
+    assert 'wardops_snmp_up{device="r-isp",ip="198.18.100.2",role="isp",region="Tbilisi",branch="Branch 1",' \
+           'isp="Magti"} 1\n' in text
     assert text.count("wardops_snmp_if_oper_up{") == 24 + 3 + 2
     assert [i.name for i in by_name(snap)["r-v6"].interfaces] == [r["name"] for r in interface_rows(SPECS[-1])]
     # extra OIDs of the profile: a scalar gauge, a table (index label) and a counter
-    assert 'wardops_snmp_cpu_idle_percent{branch="Branch 1",device="r-ok",ip="198.18.100.1",region="Tbilisi",' \
-           'role="router"} 97.0' in text
-    assert 'wardops_snmp_load_int{branch="Branch 1",device="r-ok",index="3",ip="198.18.100.1"' in text
+    assert f"wardops_snmp_cpu_idle_percent{{{r_ok}}} 97\n" in text
+    assert f'wardops_snmp_load_int{{{r_ok},index="3"}} 45\n' in text
     assert "# TYPE wardops_snmp_cpu_user_ticks_total counter" in text
-    assert 'wardops_snmp_cpu_user_ticks_total{branch="Branch 1",device="r-ok"' in text
-    assert 'wardops_snmp_cpu_idle_percent{branch="Branch 1",device="r-isp"' not in text  # agent lacks it
+    assert f"wardops_snmp_cpu_user_ticks_total{{{r_ok}}} " in text
+    assert 'wardops_snmp_cpu_idle_percent{device="r-isp",' not in text  # agent lacks it
     # role filter for /metrics?role=isp
-    isp_only = exposition_text(families(snap, keep=lambda d: d.role == "isp"))
+    isp_only = b"".join(isp for isp, _ in render_rows(snapshot_rows(snap, poller.devices)).values()).decode()
     assert 'device="r-ok"' not in isp_only and 'device="r-isp"' in isp_only
     # v1 walks with GETNEXT and cannot see Counter64 columns: octets come from 32-bit ifInOctets
     v1 = probe_loop.run(SnmpPoller([dev("r-ok", "198.18.100.1", "v1")], profiles(), environ=SECRETS).poll_round())
@@ -133,9 +135,10 @@ def test_dead_and_misconfigured_devices_do_not_delay_others(agents, probe_loop, 
     assert s["r-ok"].up and s["r-ok"].duration < 0.9
     assert s["r-ok"].timestamp < s["r-silent"].timestamp
     assert elapsed < 2.5
-    text = exposition_text(families(snap))
-    assert 'wardops_snmp_poll_errors_total{branch="Branch 1",device="r-silent",error="timeout"' in text
-    assert 'wardops_snmp_up{branch="Branch 1",device="r-silent"' in text
+    text = round_text(snap, poller.devices, poller.profiles).decode()
+    r_silent = 'device="r-silent",ip="198.18.100.5",role="router",region="Tbilisi",branch="Branch 1"'
+    assert f'wardops_snmp_poll_errors_total{{{r_silent},error="timeout"}} 1\n' in text
+    assert f"wardops_snmp_up{{{r_silent}}} 0\n" in text
     for secret in SECRETS.values():
         assert secret not in text and secret not in caplog.text
     probe_loop.call(poller.close)
@@ -151,9 +154,11 @@ def test_v3_right_and_wrong_credentials(agents, probe_loop, caplog):
     assert s["core-ok"].sys_name == "wardops-lab-snmpd"
     assert {i.name for i in s["core-ok"].interfaces} >= {"lo"}
     assert (s["core-bad"].up, s["core-bad"].error) == (False, "auth")
-    sample = probe_loop.run(poller.probe(devices[1]))
-    text = exposition_text(families(snap)) + exposition_text(probe_families(sample))
-    assert 'error="auth"' in text and "probe_success 0.0" in text
+    target = ProbeTarget(V3_IP, devices[1])
+    answer = probe_loop.run(SnmpProber(poller)(target, {}, time.monotonic() + 10))
+    text = (round_text(snap, poller.devices, poller.profiles) + render_probe(target, answer, 0.1)).decode()
+    assert 'wardops_snmp_poll_errors_total{device="core-bad",' in text and 'error="auth"} 1\n' in text
+    assert "probe_success 0\n" in text and 'probe_snmp_error{error="auth"} 1\n' in text
     assert "auth" in caplog.text
     for secret in SECRETS.values():
         assert secret not in text and secret not in caplog.text and secret not in repr(poller.target(

@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
-from exporter.snmp import SnmpPoller, families
-from exporter.snmp.metrics import exposition_text
+import pytest
+
+from exporter.probing import ProbeRefused, ProbeTarget, render_probe
+from exporter.snmp import SnmpPoller
 from exporter.snmp.oids import STATIC_COLUMNS
+from exporter.snmp.probe import SnmpProber
+from exporter.snmp.render import round_text
 from inventory.model import Device, SnmpProfile
 from inventory.secrets import Secret
 from wardops.lab.snmpagents import AgentSpec, interface_rows, snmprec, with_step
@@ -87,38 +92,67 @@ def test_unresolvable_credentials_are_an_error_without_the_value(caplog):
     assert len(warnings) == 1  # a device that keeps failing the same way warns once, not every interval
 
 
+def text_of(p: SnmpPoller) -> str:
+    return round_text(asyncio.run(p.poll_round()), p.devices, p.profiles).decode()
+
+
 def test_families_contract_labels_and_down_devices():
     agent = FakeAgent(snmprec(AgentSpec("a", interfaces=2)))
     dead = FakeAgent(snmprec(AgentSpec("a", interfaces=2)))
     dead.hang = True
     p = poller_for({"198.18.0.1": agent, "198.18.0.2": dead},
                    [dev("isp1", "198.18.0.1", role="isp"), dev("gone", "198.18.0.2")], interval=1.0)
-    text = exposition_text(families(asyncio.run(p.poll_round())))
-    assert ('wardops_snmp_if_oper_up{branch="B",device="isp1",ifAlias="a link 1",ifName="Gi0/0",ip="198.18.0.1",'
-            'isp="X",region="R",role="isp"} 1.0') in text
-    assert 'wardops_snmp_up{branch="B",device="gone",ip="198.18.0.2",region="R",role="router"} 0.0' in text
-    assert 'device="gone",ifAlias' not in text and 'wardops_snmp_uptime_seconds{branch="B",device="gone"' not in text
-    assert 'wardops_snmp_poll_errors_total{branch="B",device="gone",error="deadline"' in text
+    text = text_of(p)
+    assert ('wardops_snmp_if_oper_up{device="isp1",ip="198.18.0.1",role="isp",region="R",branch="B",isp="X",'
+            'ifName="Gi0/0",ifAlias="a link 1"} 1\n') in text
+    assert 'wardops_snmp_up{device="gone",ip="198.18.0.2",role="router",region="R",branch="B"} 0\n' in text
+    assert 'device="gone",ip="198.18.0.2",role="router",region="R",branch="B",ifName' not in text
+    assert 'wardops_snmp_uptime_seconds{device="gone"' not in text
+    assert 'wardops_snmp_poll_errors_total{device="gone",ip="198.18.0.2",role="router",region="R",branch="B",' \
+           'error="deadline"} 1\n' in text
     assert "wardops_snmp_if_last_change_seconds{" in text and "wardops_snmp_if_speed_bps{" in text
+    assert 'wardops_exporter_targets{protocol="snmp",policy="snmp"} 2\n' in text
     # removing a device from the inventory removes its series and error counters
     p.update([dev("isp1", "198.18.0.1", role="isp")], PROFILES)
-    text = exposition_text(families(asyncio.run(p.poll_round())))
-    assert 'device="gone"' not in text
+    assert 'device="gone"' not in text_of(p)
 
 
-def test_probe_one_is_live_and_leaves_round_state_alone():
+def test_probe_is_live_and_leaves_round_state_alone():
     spec = AgentSpec("a", interfaces=2, in_errors_base=2**32 - 1)
     agent = FakeAgent(snmprec(spec))
     d = dev("a", "198.18.0.1")
     p = poller_for({"198.18.0.1": agent}, [d])
     first = asyncio.run(p.poll_round()).devices[0].interfaces[0].counters["ifInErrors"]
     agent.load(snmprec(with_step(spec, 1)))  # ifInErrors wraps
-    text = exposition_text(asyncio.run(p.probe_one(d)))
-    assert "probe_success 1.0" in text and "probe_duration_seconds" in text
+    target = ProbeTarget(d.ip, d)
+    result = asyncio.run(SnmpProber(p)(target, {}, time.monotonic() + 5))
+    text = render_probe(target, result, 0.25).decode()
+    assert "probe_success 1\n" in text and "probe_duration_seconds 0.25\n" in text
     raw_now = interface_rows(with_step(spec, 1))[0]["in_errors"]
-    assert f'ifName="Gi0/0",ip="198.18.0.1",region="R",role="router"}} {float(raw_now)}' in text  # raw value
+    assert f'wardops_snmp_if_in_errors_total{{device="a",ip="198.18.0.1",role="router",region="R",branch="B",' \
+           f'ifName="Gi0/0",ifAlias="a link 1"}} {raw_now}\n' in text  # the raw value
+    assert "wardops_snmp_poll_errors_total" not in text
     after = asyncio.run(p.poll_round()).devices[0].interfaces[0].counters["ifInErrors"]
     assert after == first + (raw_now - interface_rows(spec)[0]["in_errors"]) % 2**32
+
+
+def test_probe_refuses_non_snmp_targets_and_answers_by_its_deadline():
+    hung = FakeAgent(snmprec(AgentSpec("a", interfaces=1)))
+    hung.hang = True
+    d = dev("a", "198.18.0.1")
+    p = poller_for({"198.18.0.1": hung}, [d], interval=60.0)
+    prober = SnmpProber(p)
+    for target, why in ((ProbeTarget("198.19.0.1", None), "target '198.19.0.1' is not an inventory device"),
+                        (ProbeTarget("198.18.0.2", dev("b", "198.18.0.2", snmp=None)), "with an snmp profile"),
+                        (ProbeTarget("198.18.0.3", dev("c", "198.18.0.3", snmp="gone")), "unknown snmp profile")):
+        with pytest.raises(ProbeRefused, match=why):
+            asyncio.run(prober(target, {}, time.monotonic() + 5))
+    started = time.monotonic()
+    result = asyncio.run(prober(ProbeTarget(d.ip, d), {}, started + 0.3))
+    assert 0.3 <= time.monotonic() - started < 1.0  # the device's own deadline would be 1.6 s
+    text = render_probe(ProbeTarget(d.ip, d), result, 0.3).decode()
+    assert "probe_success 0\n" in text and 'probe_snmp_error{error="deadline"} 1\n' in text
+    assert 'wardops_snmp_up{device="a",ip="198.18.0.1",role="router",region="R",branch="B"} 0\n' in text
 
 
 def test_reload_keeps_state_of_unchanged_devices_only():
@@ -148,22 +182,6 @@ def test_agent_without_64bit_counters_falls_back_to_32bit_octets():
         delta = (new_row["in_octets"] % 2**32 - old_row["in_octets"] % 2**32) % 2**32
         assert b.counters["ifHCInOctets"] - a.counters["ifHCInOctets"] == delta  # 32-bit wraps handled
     assert any(n["in_octets"] % 2**32 < o["in_octets"] % 2**32 for o, n in zip(rows, new, strict=True))
-
-
-def test_run_polls_every_interval_until_stopped_and_counts_overruns():
-    slow = FakeAgent(snmprec(AgentSpec("a", interfaces=1)), delay=0.25)
-    p = poller_for({"198.18.0.1": slow}, [dev("a", "198.18.0.1")], interval=0.2)
-
-    async def main():
-        stop = asyncio.Event()
-        task = asyncio.create_task(p.run(stop))
-        await asyncio.sleep(0.9)
-        stop.set()
-        await asyncio.wait_for(task, 2)
-
-    asyncio.run(main())
-    assert p.rounds >= 3 and p.overruns == p.rounds  # each 0.25 s round overran the 0.2 s interval
-    assert p.snapshot.devices[0].up
 
 
 def test_interface_last_change_is_stable_between_polls_and_moves_with_a_change(monkeypatch):
