@@ -180,7 +180,7 @@ def scrape_latency(n: int, scrapes: int) -> dict:
     from exporter.config import ExporterConfig
     from exporter.exposition import label_text
     from exporter.icmp.component import FAMILIES, render_rows
-    from exporter.state import RoundStats
+    from exporter.icmp.state import RoundStats
     from exporter.targets import EMPTY_INVENTORY
     from exporter.web import WebServer
     from inventory.synth import synth_inventory

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
@@ -53,6 +53,15 @@ class Runtime:
                 self.exposition.publish(key, render(*args))
             except Exception:  # a render bug must not kill the render thread
                 self.log.exception("msg=\"render failed\" section=%s", key)
+        self._render.submit(job)
+
+    def publish_many_later(self, render: Callable[..., Mapping[object, Section | None]], *args) -> None:
+        """Like publish_later for several sections {key: section, None = remove} swapped in at once."""
+        def job():
+            try:
+                self.exposition.publish_many(render(*args))
+            except Exception:
+                self.log.exception('msg="render failed" sections=many')
         self._render.submit(job)
 
     def flush(self, timeout: float = 10.0) -> None:

@@ -133,9 +133,30 @@ PROBE_SNMP_FAMILIES = (
     Family("probe_snmp_error", "gauge", "1 for the kind of error of the failed poll.", ("error",)),
 )
 
+# -- ICMP, per branch and per probe site (docs/root-cause.md) -----------------------------------------
+BRANCH = ("region", "branch")
+SITE_FAMILIES = (
+    Family("wardops_icmp_branch_up", "gauge",
+           "1 if the branch answers (some probed device UP), 0 if observed dark (every probed device DOWN), "
+           "-1 while deciding (confirmation burst running, or no device decided yet).",
+           (*BRANCH, "uplinks", "providers")),
+    Family("wardops_icmp_branch_last_change_timestamp_seconds", "gauge",
+           "When the branch's current wardops_icmp_branch_up value began (UTC epoch).", BRANCH),
+    Family("wardops_probe_site_canary_up", "gauge",
+           "1 if the probe site's canary address answers ICMP (fastest policy, hysteresis-filtered), 0 if DOWN.",
+           ("canary",)),
+)
+BURST_FAMILIES = (
+    Family("wardops_icmp_confirmation_bursts_total", "counter",
+           "Confirmation bursts started (per branch: every ISP uplink failed a round, or one answered again)."),
+    Family("wardops_icmp_burst_rounds_total", "counter", "Batched confirmation-burst probe rounds run."),
+)
+
 # -- every fixed family, by name -----------------------------------------------------------------------
 AREAS = {
     "icmp": ICMP_FAMILIES,
+    "site": SITE_FAMILIES,
+    "burst": BURST_FAMILIES,
     "snmp": SNMP_FAMILIES,
     "self": SELF_FAMILIES,
     "probe": PROBE_FAMILIES,
@@ -144,5 +165,6 @@ AREAS = {
 }
 FAMILIES = {f.name: f for area in AREAS.values() for f in area}
 # What /metrics serves (the /probe families are answers to one probe, not scraped series).
-METRICS = frozenset(f.name for area in (ICMP_FAMILIES, SNMP_FAMILIES, SELF_FAMILIES) for f in area)
+METRICS = frozenset(f.name for area in (ICMP_FAMILIES, SITE_FAMILIES, BURST_FAMILIES, SNMP_FAMILIES,
+                                        SELF_FAMILIES) for f in area)
 

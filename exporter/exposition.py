@@ -22,6 +22,8 @@ from exporter.contract import Family
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ROLE_SPLIT = "isp"  # the one role vmagent scrapes separately (fast job)
+MODULES = ("icmp", "snmp")  # /metrics?module=: one scrape job per protocol
+SELF_MODULE = "icmp"  # the exporter's self-metrics go with the fast (ICMP) job
 
 
 # family name -> (lines of ISP-role devices, all other lines)
@@ -100,28 +102,38 @@ class Exposition:
 
     def publish(self, key: object, section: Section | None) -> None:
         """Replace (None: remove) the section `key`, e.g. ("icmp", "isp"). Compresses outside the lock."""
-        entry = None if section is None else _Entry(section, gzip_section(section) if self.gzip_wanted else None)
+        self.publish_many({key: section})
+
+    def publish_many(self, new: Mapping[object, Section | None]) -> None:
+        """Replace several sections in one swap: a scrape sees all of them or none of them."""
+        entries = {key: None if s is None else _Entry(s, gzip_section(s) if self.gzip_wanted else None)
+                   for key, s in new.items()}
         with self._lock:
             sections = dict(self._sections)
-            if section is None:
-                sections.pop(key, None)
-            else:
-                sections[key] = entry
+            for key, entry in entries.items():
+                if entry is None:
+                    sections.pop(key, None)
+                else:
+                    sections[key] = entry
             self._sections = MappingProxyType(sections)
 
     def sections(self) -> Mapping[object, Section]:
         return {key: entry.plain for key, entry in self._sections.items()}
 
-    def render(self, role: str | None = None, exclude_role: str | None = None, gzip: bool = False) -> list[bytes]:
+    def render(self, role: str | None = None, exclude_role: str | None = None, gzip: bool = False,
+               module: str | None = None) -> list[bytes]:
         """Chunks of the exposition. role=isp: ISP device series only; exclude_role=isp: the rest.
+        module=icmp|snmp: only that component's sections (keyed (module, ...)); the self-metrics
+        travel with SELF_MODULE.
 
         gzip=True: the chunks are gzip members (Content-Encoding: gzip for their concatenation).
         """
         want_isp = exclude_role != ROLE_SPLIT
         want_other = role != ROLE_SPLIT
-        sections = list(self._sections.values())  # one reference: a consistent set of sections
+        # one reference: a consistent set of sections
+        sections = [e for k, e in self._sections.items() if module is None or k[0] == module]
         extra: dict[str, list[str]] = {}
-        if want_other:
+        if want_other and module in (None, SELF_MODULE):
             for source in list(self._sources):
                 for name, labels, value in source():
                     extra.setdefault(name, []).append(f"{name}{labels} {number(value)}\n")

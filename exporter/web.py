@@ -14,11 +14,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
-from exporter.exposition import CONTENT_TYPE
+from exporter.exposition import CONTENT_TYPE, MODULES
 from exporter.probers import PROBERS, ProbeRefused, ProbeResult, get_prober, render_probe
 
 INDEX = b"""<html><head><title>wardops exporter</title></head><body><h1>wardops exporter</h1>
-<p><a href="/metrics">/metrics</a> (?role=isp, ?exclude_role=isp) &middot;
+<p><a href="/metrics">/metrics</a> (?role=isp, ?exclude_role=isp, ?module=icmp|snmp) &middot;
 /probe?target=IP|NAME&amp;module=icmp|snmp &middot; <a href="/-/healthy">/-/healthy</a> &middot;
 <a href="/-/ready">/-/ready</a> &middot; POST /-/reload</p></body></html>
 """
@@ -55,12 +55,15 @@ class _Handler(BaseHTTPRequestHandler):
             role, exclude = query.get("role"), query.get("exclude_role")
             if (role not in (None, "isp")) or (exclude not in (None, "isp")) or (role and exclude):
                 return self._send(400, b"only role=isp or exclude_role=isp is supported\n")
+            module = query.get("module")
+            if module not in (None, *MODULES):
+                return self._send(400, f"module must be one of {', '.join(MODULES)}\n".encode())
             expo = self.exporter.exposition
             gzip = "gzip" in self.headers.get("Accept-Encoding", "")
             if gzip:
                 expo.gzip_wanted = True  # from now on each round is compressed once, in the render thread
             try:
-                chunks = expo.render(role, exclude, gzip=gzip)
+                chunks = expo.render(role, exclude, gzip=gzip, module=module)
             except Exception as exc:  # a broken self-metric source must not look like an empty target
                 self.exporter.log.exception('msg="render failed"')
                 return self._send(500, f"render failed: {exc.__class__.__name__}\n".encode())

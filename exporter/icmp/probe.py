@@ -13,8 +13,8 @@ from exporter.contract import PROBE_ICMP_FAMILIES
 from exporter.exposition import samples_section
 from exporter.icmp.component import IcmpComponent
 from exporter.icmp.engine import PingResult
+from exporter.icmp.state import round_stats
 from exporter.probing import Prober, ProbeResult, ProbeTarget, Refuse
-from exporter.state import round_stats
 
 
 class Pinger(Protocol):

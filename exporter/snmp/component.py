@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 
 from exporter.component import Runtime
 from exporter.contract import SNMP_FAMILIES
+from exporter.rounds import drive_rounds
 from exporter.snmp.poller import DeviceSample, SnmpPoller
 from exporter.snmp.render import POLICY, SELF_LABELS, extra_families, render_rows, snapshot_rows
 from inventory.model import Device, SnmpProfile
@@ -97,33 +98,21 @@ class SnmpComponent:
     # -- rounds --------------------------------------------------------------------------------
 
     async def _round_loop(self) -> None:
-        loop = self.rt.loop
-        next_start = loop.time()
-        while True:
-            delay = next_start - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            if not self.poller.devices:
-                self._devices_changed.clear()
-                await self._devices_changed.wait()
-                next_start = loop.time()
-                continue
-            try:
-                snapshot = await self.poller.poll_round()
-            except Exception:  # a bug must not end polling; device failures are samples already
-                self.rt.log.exception('msg="snmp round failed"')
-            else:
-                self.rounds += 1
-                self.duration = snapshot.duration
-                self.last_round = snapshot.timestamp
-                self._publish()
-            interval = self.settings.interval
-            next_start += interval
-            late = loop.time() - next_start
-            if late > 0:  # skipped, never queued (like the ICMP policies)
-                missed = int(late // interval) + 1
-                self.overruns += missed
-                next_start += missed * interval
+        def overrun(missed: int) -> None:
+            self.overruns += missed
+        await drive_rounds(self.rt.loop, lambda: self.settings.interval, lambda: bool(self.poller.devices),
+                           self._devices_changed, self._poll_round, overrun)
+
+    async def _poll_round(self) -> None:
+        try:
+            snapshot = await self.poller.poll_round()
+        except Exception:  # a bug must not end polling; device failures are samples already
+            self.rt.log.exception('msg="snmp round failed"')
+        else:
+            self.rounds += 1
+            self.duration = snapshot.duration
+            self.last_round = snapshot.timestamp
+            self._publish()
 
     def _publish(self) -> None:
         """The last snapshot, restricted to the current devices (current labels), to the render thread."""

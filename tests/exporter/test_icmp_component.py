@@ -89,7 +89,10 @@ def test_role_filters_split_isp_series():
         isp_only = samples(text(expo, role="isp"))
         rest = samples(text(expo, exclude_role="isp"))
         everything = samples(text(expo))
-        assert {d for _, d in isp_only} == {"d0", "d1"}
+        # branch verdicts (no device label) travel with the ISP half: the fast job of a role split
+        assert {d for _, d in isp_only} == {"d0", "d1", None}
+        assert {n for n, d in isp_only if d is None} == {"wardops_icmp_branch_up",
+                                                         "wardops_icmp_branch_last_change_timestamp_seconds"}
         assert {d for _, d in rest} == {"d2", "d3", "d4", "selfcheck"}  # self-metrics go with the rest
         assert set(everything) == set(isp_only) | set(rest)
         rt.shutdown()

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from exporter.state import DOWN, UNKNOWN, UP, DeviceState, round_stats
+from exporter.icmp.state import DOWN, UNKNOWN, UP, DeviceState, round_stats
 
 GOOD = round_stats(2, [0.010, 0.014])
 BAD = round_stats(2, [])

@@ -99,6 +99,18 @@ def test_ready_metrics_and_filters(running):
     assert exp.exposition.gzip_wanted
 
 
+def test_module_filter_one_scrape_job_per_protocol(running):
+    exp, base, _, _ = running
+    assert wait_for(lambda: 'wardops_icmp_up{device="isp-a"' in get(base + "/metrics?module=icmp")[1])
+    icmp = get(base + "/metrics?module=icmp")[1]
+    assert 'wardops_icmp_up{device="rtr-a"' in icmp and 'wardops_icmp_branch_up{region="north",branch="hq"' in icmp
+    assert "wardops_exporter_build_info" in icmp  # self-metrics travel with the fast ICMP job
+    snmp = get(base + "/metrics?module=snmp")
+    assert snmp[0] == 200 and "wardops_icmp_" not in snmp[1] and "wardops_exporter_" not in snmp[1]
+    assert "rtr-a" not in get(base + "/metrics?module=icmp&role=isp")[1]
+    assert get(base + "/metrics?module=http")[0] == 400
+
+
 def test_probe_module_table_and_refusal(running):
     exp, base, _, _ = running
     assert wait_for(exp.ready)
