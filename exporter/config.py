@@ -82,7 +82,29 @@ class ProbeSettings:
 @dataclass(frozen=True, slots=True)
 class InventorySettings:
     poll_interval: float = 5.0  # file mtime check / HTTP SD poll
-    timeout: float = 10.0  # HTTP SD request timeout
+    # Overall deadline of one HTTP SD fetch (SD list + SNMP profiles, body included), not per read:
+    # a server dripping a byte every 2 s must not freeze polling.
+    timeout: float = 10.0
+    # Largest HTTP SD / profiles body read (bytes, counted while streaming): 10,000 devices are ~3 MB.
+    max_bytes: int = 64 << 20
+    # A reload removing more than this share of the devices in use is held (0.5 = half).
+    max_drop_share: float = 0.5
+    # ...and applied once the same answer persists this long (seconds), or on POST /-/reload?force=1.
+    hold_time: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class SecretsSettings:
+    """Where secret references of SNMP profiles may point (set on the exporter host, never by the
+    inventory). Without it, references from an inventory service are refused; a local file inventory
+    resolves as before."""
+
+    directory: str | None = None  # community_file/auth_key_file/... must resolve inside it
+    env_prefix: str | None = None  # community_env/... must start with it (e.g. WARDOPS_)
+
+    @property
+    def configured(self) -> bool:
+        return self.directory is not None or self.env_prefix is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +128,7 @@ class ExporterConfig:
     probe: ProbeSettings = field(default_factory=ProbeSettings)
     inventory: InventorySettings = field(default_factory=InventorySettings)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
     source: str = field(default="", compare=False)
 
     def policy_for(self, role: str, labels: Mapping[str, str]) -> Policy:
@@ -119,7 +142,11 @@ class ExporterConfig:
         return self.policies[name]
 
 
-TOP_KEYS = ("policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory", "snmp")
+TOP_KEYS = ("policies", "role_policies", "default_policy", "policy_label", "icmp", "probe", "inventory", "snmp",
+            "secrets")
+INVENTORY_KEYS = ("poll_interval", "timeout", "max_bytes", "max_drop_share", "hold_time")
+SECRETS_KEYS = ("directory", "env_prefix")
+_ENV_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SNMP_KEYS = ("enabled", "interval", "concurrency", "static_every", "deadline")
 
 
@@ -220,11 +247,13 @@ class _Builder:
         probe = self.probe(top.get("probe", {}))
         inventory = self.inventory(top.get("inventory", {}))
         snmp = self.snmp(top.get("snmp", {}))
+        secrets = self.secrets(top.get("secrets", {}))
         if self.problems:
             raise ConfigError(self.problems)
         return ExporterConfig(policies=MappingProxyType(policies), role_policies=MappingProxyType(role_policies),
                               default_policy=default_policy, policy_label=policy_label, icmp=icmp,
-                              probe=probe, inventory=inventory, snmp=snmp, source=self.source)
+                              probe=probe, inventory=inventory, snmp=snmp, secrets=secrets,
+                              source=self.source)
 
     def policies(self, value) -> dict[str, Policy]:
         out = dict(BUILTIN_POLICIES)
@@ -324,11 +353,37 @@ class _Builder:
 
     def inventory(self, value) -> InventorySettings:
         path = ("inventory",)
-        m = self.mapping(value, path, ("poll_interval", "timeout"))
+        m = self.mapping(value, path, INVENTORY_KEYS)
         if m is None:
             return InventorySettings()
-        return InventorySettings(poll_interval=self.duration(m, path, "poll_interval", 5.0, 0.1, 3600),
-                                 timeout=self.duration(m, path, "timeout", 10.0, 0.0, 300))
+        base = InventorySettings()
+        share = m.get("max_drop_share", base.max_drop_share)
+        if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
+            self.error(path + ("max_drop_share",), f"must be a number from 0 to 1 (1: never hold), "
+                                                   f"got {describe_value(share)}")
+            share = base.max_drop_share
+        return InventorySettings(
+            poll_interval=self.duration(m, path, "poll_interval", base.poll_interval, 0.1, 3600),
+            timeout=self.duration(m, path, "timeout", base.timeout, 0.0, 300),
+            max_bytes=self.integer(m, path, "max_bytes", base.max_bytes, 1024, 1 << 34),
+            max_drop_share=float(share),
+            hold_time=self.duration(m, path, "hold_time", base.hold_time, 0.0, 7 * 86400, allow_zero=True))
+
+    def secrets(self, value) -> SecretsSettings:
+        path = ("secrets",)
+        m = self.mapping(value if value is not None else {}, path, SECRETS_KEYS)
+        if m is None:
+            return SecretsSettings()
+        directory = m.get("directory")
+        if directory is not None and not (isinstance(directory, str) and directory.startswith("/")):
+            self.error(path + ("directory",), f"must be an absolute directory path, got {describe_value(directory)}")
+            directory = None
+        prefix = m.get("env_prefix")
+        if prefix is not None and not (isinstance(prefix, str) and _ENV_PREFIX_RE.match(prefix)):
+            self.error(path + ("env_prefix",), "must be a non-empty environment variable name prefix "
+                                               f"[A-Za-z_][A-Za-z0-9_]*, got {describe_value(prefix)}")
+            prefix = None
+        return SecretsSettings(directory=directory, env_prefix=prefix)
 
     def snmp(self, value) -> SnmpSettings:
         path = ("snmp",)

@@ -17,7 +17,8 @@ DATA = Path(__file__).parent / "testdata"
 # One tiny file per failure, each with every message it must produce (in order).
 INVALID = {
     "invalid-unknown-top-key.yml": [
-        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp)"],
+        "1: polices: unknown key (allowed: policies, role_policies, default_policy, policy_label, icmp, probe, inventory, snmp, "
+        "secrets)"],
     "invalid-unknown-policy-key.yml": [
         "4: policies.isp.retries: unknown key (allowed: interval, packets, spacing, timeout, down_after, up_after)"],
     "invalid-duration.yml": [
