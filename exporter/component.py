@@ -98,4 +98,10 @@ SELF_FAMILIES = (
     Family("wardops_exporter_inventory_reload_success", "gauge", "1 if the last inventory (re)load succeeded."),
     Family("wardops_exporter_inventory_reload_timestamp_seconds", "gauge",
            "When the inventory was last loaded successfully (UTC epoch)."),
+    Family("wardops_exporter_inventory_devices", "gauge", "Devices of the inventory set in use (after --shard)."),
+    Family("wardops_exporter_inventory_reload_held", "gauge",
+           "1 while an inventory answer removing more than inventory.max_drop_share of the devices is held."),
+    Family("wardops_exporter_inventory_held_removals", "gauge", "Devices the held inventory answer would remove."),
+    Family("wardops_exporter_secret_refusals_total", "counter",
+           "SNMP secret references refused by the exporter's secrets policy, per profile and applied load."),
 )
