@@ -379,7 +379,7 @@ def devices_from_sd(data: object) -> tuple[Device, ...]:
         labels = group.get("labels", {})
         bad = [k for k, v in labels.items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:
-            problems.append(f"{where}.labels.{short(bad[0], 60)}: label values must be strings")
+            problems.append(f"{where}.labels.{cut(str(bad[0]), 60)}: label values must be strings")
             continue
         name = labels.get("device")
         if not isinstance(name, str) or not NAME_RE.match(name):
