@@ -97,10 +97,12 @@ class SecretPolicy:
         if not self.directory:
             return "no secrets.directory is configured on the exporter"
         ref = secret.ref
-        if ".." in ref.replace("\\", "/").split("/"):
+        if not ref.startswith("/"):
+            return "file reference is not an absolute path"
+        if ".." in ref.split("/"):
             return "file reference contains '..'"
         root = os.path.realpath(self.directory)
-        path = os.path.realpath(os.path.join(root, ref))  # a relative reference is inside the directory
+        path = os.path.realpath(ref)
         if os.path.commonpath([root, path]) != root or path == root:
             return f"file is not inside secrets.directory {self.directory} (symlinks resolved)"
         return None
