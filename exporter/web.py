@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import ssl
 import threading
 import time
@@ -165,9 +164,10 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address, handler, *, ssl_context: ssl.SSLContext | None, max_connections: int,
-                 log: logging.Logger):
+                 log: logging.Logger, idle_timeout: float):
         super().__init__(address, handler)
         self.ssl_context = ssl_context
+        self.idle_timeout = idle_timeout
         self.log = log
         self._slots = threading.BoundedSemaphore(max_connections)
         self._closing = False
@@ -186,7 +186,7 @@ class _Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request, client_address):
         try:
-            request.settimeout(IDLE_TIMEOUT)  # bounds the TLS handshake too
+            request.settimeout(self.idle_timeout)  # bounds the TLS handshake too
             if self.ssl_context is not None:
                 try:
                     request = self.ssl_context.wrap_socket(request, server_side=True)
@@ -203,7 +203,7 @@ class _Server(ThreadingHTTPServer):
         import sys
 
         exc = sys.exc_info()[1]
-        if isinstance(exc, CLIENT_GONE | socket.timeout):
+        if isinstance(exc, CLIENT_GONE):  # socket.timeout is TimeoutError
             self._client_gone(client_address, exc, "request")
         else:  # a bug: one line with the cause; the traceback only at debug level
             self.log.error('msg="http request failed" client=%s err="%s: %s"', _peer(client_address),
@@ -224,12 +224,13 @@ def _peer(address) -> str:
 
 class WebServer:
     def __init__(self, exporter, host: str, port: int, *, lifecycle: bool = False,
-                 web_config: WebConfig | None = None, max_connections: int = MAX_CONNECTIONS):
+                 web_config: WebConfig | None = None, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout: float = IDLE_TIMEOUT):
         web_config = web_config or WebConfig()
         handler = type("Handler", (_Handler,), {"exporter": exporter, "lifecycle": lifecycle,
-                                                "web_config": web_config})
+                                                "web_config": web_config, "timeout": idle_timeout})
         self.httpd = _Server((host, port), handler, ssl_context=web_config.ssl_context(),
-                             max_connections=max_connections,
+                             max_connections=max_connections, idle_timeout=idle_timeout,
                              log=getattr(exporter, "log", None) or logging.getLogger("wardops.exporter"))
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True)
 
