@@ -254,6 +254,10 @@ class Exporter:
                ("wardops_exporter_inventory_devices", "", len(self.devices))]
         if hasattr(self.source, "self_samples"):
             out.extend(self.source.self_samples())
+        # Leak watch (bench/soak.py): both must stay flat over hours of reloads and flapping.
+        out.append(("wardops_exporter_threads", "", threading.active_count()))
+        if self.loop is not None and not self.loop.is_closed():
+            out.append(("wardops_exporter_asyncio_tasks", "", len(asyncio.all_tasks(self.loop))))
         if self.reload_timestamp:
             out.append(("wardops_exporter_inventory_reload_timestamp_seconds", "", self.reload_timestamp))
         rt = self.runtime

@@ -102,6 +102,8 @@ SELF_FAMILIES = (
     Family("wardops_exporter_inventory_reload_held", "gauge",
            "1 while an inventory answer removing more than inventory.max_drop_share of the devices is held."),
     Family("wardops_exporter_inventory_held_removals", "gauge", "Devices the held inventory answer would remove."),
+    Family("wardops_exporter_threads", "gauge", "Threads of the exporter process."),
+    Family("wardops_exporter_asyncio_tasks", "gauge", "Unfinished asyncio tasks on the probing loop."),
     Family("wardops_exporter_secret_refusals_total", "counter",
            "SNMP secret references refused by the exporter's secrets policy, per profile and applied load."),
 )
