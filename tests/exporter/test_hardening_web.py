@@ -105,6 +105,32 @@ def test_a_client_that_goes_away_is_one_log_line_without_traceback(stub, caplog,
         web.stop()
 
 
+class BigExposition:
+    gzip_wanted = False
+
+    def render(self, role=None, exclude_role=None, gzip=False):
+        return [b"# filler\n" * 100_000] * 20  # ~18 MB: more than socket buffers hold
+
+
+def test_a_real_early_disconnect_is_logged_once_quietly(stub, caplog, capsys):
+    caplog.set_level(logging.INFO, logger="test.web")
+    stub.__class__ = type("BigStub", (StubExporter,), {"exposition": BigExposition()})
+    web = serve(stub)
+    try:
+        with socket.create_connection(("127.0.0.1", web.port), timeout=10) as c:
+            c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.recv(1024)  # the answer started
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+        deadline = time.monotonic() + 5
+        while not any("client went away" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        gone = [r.getMessage() for r in caplog.records if "client went away" in r.getMessage()]
+        assert len(gone) == 1 and 'phase="request"' in gone[0], gone
+        assert "Traceback" not in capsys.readouterr().err
+    finally:
+        web.stop()
+
+
 # -- TLS and basic auth --------------------------------------------------------------------------
 
 
