@@ -301,7 +301,7 @@ class HttpSdSource(Source):
             try:
                 while True:
                     if time.monotonic() >= deadline:
-                        raise TargetError(f"{late} ({total} bytes read)")
+                        raise TargetError(late)  # no byte count: one log line per distinct failure
                     chunk = resp.raw.read1(self.CHUNK)
                     if not chunk:
                         break

@@ -74,6 +74,8 @@ def test_a_dripping_server_fails_the_reload_within_the_deadline():
         assert isinstance(result, TargetError), result
         assert "no complete answer within inventory.timeout 1s" in str(result)
         assert took < 2.0  # the deadline (1 s) plus at most one socket wait of a quarter of it, with margin
+        again, _ = poll_bounded(src, 10)
+        assert str(again) == str(result)  # the same failure, the same text: logged once, not every poll
 
 
 @pytest.mark.parametrize("claimed", [None, 300 << 20], ids=["close-delimited", "content-length"])
@@ -190,6 +192,7 @@ def test_an_operator_forces_a_held_answer_over_http():
             metrics = get(base + "/metrics")[1]
             assert "wardops_exporter_inventory_reload_held 1" in metrics
             assert "wardops_exporter_inventory_devices 10" in metrics
+            assert "\nwardops_exporter_threads " in metrics and "\nwardops_exporter_asyncio_tasks 0" in metrics
             status, body = get(base + "/-/reload?force=1", "POST")
             assert status == 200 and "2 devices" in body
             assert "wardops_exporter_inventory_reload_held 0" in get(base + "/metrics")[1]
