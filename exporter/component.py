@@ -105,5 +105,5 @@ SELF_FAMILIES = (
     Family("wardops_exporter_threads", "gauge", "Threads of the exporter process."),
     Family("wardops_exporter_asyncio_tasks", "gauge", "Unfinished asyncio tasks on the probing loop."),
     Family("wardops_exporter_secret_refusals_total", "counter",
-           "SNMP secret references refused by the exporter's secrets policy, per profile and applied load."),
+           "SNMP secret references refused by the exporter's secrets policy, per profile and inventory answer loaded."),
 )

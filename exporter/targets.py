@@ -72,7 +72,7 @@ class Source:
     def __init__(self):
         self.settings = InventorySettings()
         self.policy: SecretPolicy | None = None  # None: no policy configured
-        self.refusals: dict[str, int] = {}  # profile -> refused references, counted per applied load
+        self.refusals: dict[str, int] = {}  # profile -> refused references, counted per loaded answer
         self.held = 0  # 1 while an answer that drops too many devices is held
         self.held_removals = 0  # devices the held answer would remove
         self._in_use: Inventory | None = None  # the last inventory handed out
