@@ -30,7 +30,7 @@ def configure(parser) -> None:
                         help="SNMP *_file references from the inventory must resolve inside DIR (wins over the config)")
     parser.add_argument("--secrets.env-prefix", dest="secrets_env_prefix", metavar="PREFIX",
                         help="SNMP *_env references from the inventory must start with PREFIX (wins over the config)")
-    parser.add_argument("--shard", metavar="i/n", help="probe only devices with shard_of(name, n) == i")
+    parser.add_argument("--shard", metavar="i/n", help="probe only the branches with shard_of(region/branch, n) == i (a branch stays whole)")
     parser.add_argument("--netns", metavar="NAME", help="probe from inside this network namespace")
     parser.add_argument("--log.level", dest="log_level", default="info",
                         choices=("debug", "info", "warning", "error"))

@@ -119,6 +119,15 @@ class SnmpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """The probe site this exporter stands in. Canaries are addresses on the site's own path (its
+    gateway, its upstream router): probed with the fastest policy and exported as
+    wardops_probe_site_canary_up, so a site that loses its network is one page, not one per branch."""
+
+    canaries: tuple[str, ...] = ()  # canonical IP literals
+
+
+@dataclass(frozen=True, slots=True)
 class ExporterConfig:
     policies: Mapping[str, Policy] = field(default_factory=lambda: BUILTIN_POLICIES)
     role_policies: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({"isp": "isp"}))
@@ -129,6 +138,7 @@ class ExporterConfig:
     inventory: InventorySettings = field(default_factory=InventorySettings)
     snmp: SnmpSettings = field(default_factory=SnmpSettings)
     secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    site: SiteSettings = field(default_factory=SiteSettings)
     source: str = field(default="", compare=False)
 
     def policy_for(self, role: str, labels: Mapping[str, str]) -> Policy:

@@ -38,6 +38,7 @@ from inventory.model import (
     Inventory,
     SnmpProfile,
     frozen_labels,
+    shard_key,
     shard_of,
 )
 from inventory.secrets import Secret, SecretError
@@ -190,7 +191,7 @@ class Shard:
         return cls(i, n)
 
     def select(self, devices: tuple[Device, ...]) -> tuple[Device, ...]:
-        return tuple(d for d in devices if shard_of(d.name, self.count) == self.index)
+        return tuple(d for d in devices if shard_of(shard_key(d), self.count) == self.index)
 
 
 class FileSource(Source):

@@ -84,21 +84,28 @@ class Routing:
     critical_group_wait: Duration = Duration("1s")
     critical_group_interval: Duration = Duration("10s")
     critical_repeat_interval: Duration = Duration("30m")
-    # 2 s, not Alertmanager's 30 s: the device p95 <= 30 s end-to-end target (docs/stack.md: 67.5 s
-    # with 30 s, 31.0 s with 5 s) leaves no room for a long wait; alerts raised by the same
-    # evaluation still arrive together and group by branch.
-    warning_group_wait: Duration = Duration("2s")
-    warning_group_interval: Duration = Duration("2m")
+    # Every alert is its own group (alertmanager.py GROUP_BY_ALERT), so group_wait only has to
+    # let an inhibiting alert of the same evaluation arrive first: 1 s, not Alertmanager's 30 s
+    # (device p95 target 8 s end to end). group_interval is then how late a resolve is sent.
+    warning_group_wait: Duration = Duration("1s")
+    warning_group_interval: Duration = Duration("30s")
     warning_repeat_interval: Duration = Duration("4h")
+    # Dead man's switch: the always-firing Watchdog alert goes to this receiver (None: to a receiver
+    # that drops it), re-sent every watchdog_repeat_interval so its silence is what pages.
+    watchdog: str | None = None
+    watchdog_repeat_interval: Duration = Duration("1m")
 
 
 @dataclass(frozen=True, slots=True)
 class Intervals:
-    isp_eval: Duration = Duration("1s")  # vmalert group with IspLinkDown / BranchDown / ISP flapping
-    default_eval: Duration = Duration("5s")  # every other alert group (device p95 <= 30 s)
+    # The root-cause group (ProbeSiteBlind ... DeviceDown): evaluated every second, since each
+    # second of the chain counts against the ISP p95 <= 5 s / device p95 <= 8 s targets.
+    isp_eval: Duration = Duration("1s")
+    default_eval: Duration = Duration("5s")  # loss/latency (15m/5m windows), SNMP and exporter groups
     recording_eval: Duration = Duration("30s")  # availability recording rules
-    isp_scrape: Duration = Duration("2s")  # vmagent job wardops_isp
-    default_scrape: Duration = Duration("5s")  # vmagent job wardops (matches the 5 s device rounds)
+    # vmagent job wardops_icmp: every ICMP series (devices, branch verdicts, canaries) in one scrape.
+    isp_scrape: Duration = Duration("1s")
+    default_scrape: Duration = Duration("30s")  # vmagent job wardops_snmp (SNMP rounds every 60 s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +133,15 @@ class Thresholds:
     snmp_unreachable_for: Duration = Duration("2m")
     exporter_down_for: Duration = Duration("30s")
     round_overruns: int = 3  # ProbeRoundOverrun: overruns within 10m
+    # ProbeSiteBlind without canaries: this share of the site's branches (or devices) dark at once.
+    # A real regional outage stays below it; the generator refuses a value that one upstream or
+    # region of the inventory reaches on its own.
+    probe_site_blind_share: float = 0.8
+    # After an upstream, a branch or the probe site recovers, what is still down behind it stays
+    # quiet this long (devices come back a few rounds apart); then it pages as its own cause.
+    recovery_hold: Duration = Duration("60s")
+    targets_drop_share: float = 0.5  # ExporterTargetsDropped: targets fell below this share of the 1h max
+    rounds_stalled_after: Duration = Duration("30s")  # ProbeRoundsStalled: no round completed for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +153,9 @@ class Settings:
     runbook_url: str = "docs/generators.md"  # repo-relative runbooks (anchors per alert) until set
     dashboard_url: str = "http://127.0.0.1:3000"
     exporter_targets: tuple[str, ...] = ("127.0.0.1:9118",)
+    # The probe site the exporters stand in: vmagent adds it as label `site` to every series they
+    # export, and rules judge (and suppress) per site.
+    site: str = "default"
     exporter_scheme: str = "http"
     inventory_url: str | None = None  # inventory service; enables the HTTP SD probe job
     external_labels: object = field(default_factory=lambda: MappingProxyType({"monitor": "wardops"}))
@@ -334,6 +353,7 @@ def _routing(chk: _Checker, value, receivers: tuple[Receiver, ...]) -> Routing:
     path: Path_ = ("routing",)
     keys = ("critical", "warning", "default") + tuple(
         f"{sev}_{k}" for sev in ("critical", "warning") for k in ("group_wait", "group_interval", "repeat_interval"))
+    keys += ("watchdog_repeat_interval", "watchdog")
     m = chk.mapping(value, path, "routing", keys)
     if m is None:
         return Routing()
@@ -347,8 +367,14 @@ def _routing(chk: _Checker, value, receivers: tuple[Receiver, ...]) -> Routing:
                       f"routing: {key} receiver {v!r} is not defined (receivers: {', '.join(names) or 'none'})")
         kw[key] = v
     defaults = Routing()
-    for key in keys[3:]:
+    for key in keys[3:-1]:
         kw[key] = chk.duration(m, key, path, "routing", getattr(defaults, key))
+    if m.get("watchdog") is not None:
+        if m["watchdog"] not in names:
+            chk.error(path + ("watchdog",), f"routing: watchdog receiver {m['watchdog']!r} is not defined "
+                                            f"(receivers: {', '.join(names) or 'none'})")
+        else:
+            kw["watchdog"] = m["watchdog"]
     if kw["critical_group_wait"].seconds > 2:
         chk.error(path + ("critical_group_wait",),
                   "routing: critical_group_wait must be at most 2s (ISP outage notification target)")
@@ -374,7 +400,8 @@ def _dataclass_section(chk: _Checker, value, name: str, cls):
 
 
 NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
-                 "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000)}
+                 "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000),
+                 "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0)}
 
 
 def _check_thresholds(chk: _Checker, t: Thresholds, raw) -> None:

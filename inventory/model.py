@@ -155,11 +155,43 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Upstream:
+    """A node of the network above branches (a region core, a hub, a data-centre link): when every
+    branch behind it is dark, the outage pages once, here, instead of once per branch.
+
+    What sits behind it: every branch of `regions`, the `branches` named, and everything behind
+    the nodes whose `upstream` is this one. `devices` are the node's own probed devices (e.g. the
+    core router); they are counted in the page and their own alerts are symptoms of it.
+    """
+
+    name: str
+    devices: tuple[str, ...] = ()
+    upstream: str | None = None  # parent node; None = directly behind the probe site
+    regions: tuple[str, ...] = ()
+    branches: tuple[str, ...] = ()
+    location: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Optional `topology:` section: what branches are reached through. A branch's ISP uplinks are
+    its enabled `role: isp` devices; the probe site sits above everything (exporter canaries)."""
+
+    upstreams: tuple[Upstream, ...] = ()
+    # Without explicit upstreams nothing says which branches share a path, except their region:
+    # every region with two or more branches then counts as one implicit upstream (`RegionDown`).
+    # False turns that off (a region whose branches have independent paths).
+    region_upstreams: bool = True
+    location: str = field(default="", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Inventory:
     devices: tuple[Device, ...] = ()
     snmp_profiles: Mapping[str, SnmpProfile] = field(default_factory=lambda: MappingProxyType({}))
     classify: tuple[ClassifyRule, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    topology: Topology = field(default_factory=Topology)
     source: str = field(default="", compare=False)
 
     def enabled_devices(self) -> tuple[Device, ...]:
@@ -206,11 +238,18 @@ def label_value_problem(value: object) -> str | None:
     return None
 
 
-def shard_of(device_name: str, shards: int) -> int:
-    """Stable shard of a device for `--shard i/n` and SD `shard=i/n` (same on every host and run)."""
+def shard_key(device: Device) -> str:
+    """What a shard is cut by: the branch, so one exporter sees a whole branch (its uplinks and
+    the devices behind them), which the branch verdict and the confirmation burst need."""
+    return f"{device.region}\x00{device.branch}"
+
+
+def shard_of(key: str, shards: int) -> int:
+    """Stable shard of `shard_key(device)` for `--shard i/n` and SD `shard=i/n` (same on every
+    host and run)."""
     import zlib
 
-    return zlib.crc32(device_name.encode()) % shards
+    return zlib.crc32(key.encode()) % shards
 
 
 # HTTP service discovery (Prometheus http_sd_configs) contract, shared by the inventory service

@@ -13,7 +13,7 @@ import re
 
 from flask import Blueprint, current_app, request
 
-from inventory.model import ROLES, SD_META_LABEL_PREFIX, SD_META_SNMP, Inventory, shard_of
+from inventory.model import ROLES, SD_META_LABEL_PREFIX, SD_META_SNMP, Inventory, shard_key, shard_of
 from inventory.service.auth import READ, require
 from inventory.service.errors import ApiError
 from inventory.service.web import query, store
@@ -51,7 +51,7 @@ def sd_groups(inv: Inventory, role=frozenset(), exclude_role=frozenset(), shard=
     for d in inv.devices:
         if not d.enabled or (role and d.role not in role) or d.role in exclude_role:
             continue
-        if shard is not None and shard_of(d.name, shard[1]) != shard[0]:
+        if shard is not None and shard_of(shard_key(d), shard[1]) != shard[0]:
             continue
         labels = d.target_labels()
         if d.snmp:

@@ -195,7 +195,7 @@ def document() -> dict:
                       {200: {"type": "array", "items": ref("SdGroup")}, 304: None}, READ_ERRORS, params=[
                           _q("role", ROLE_LIST), _q("exclude_role", ROLE_LIST),
                           _q("shard", {"type": "string", "pattern": "^[0-9]+/[0-9]+$"},
-                             "i/n: devices with inventory.model.shard_of(name, n) == i")]),
+                             "i/n: devices with shard_of(region/branch, n) == i: a branch stays whole")]),
         },
         "/healthz": {
             "get": {"summary": "Database and inventory status", "security": [{}],

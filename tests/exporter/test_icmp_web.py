@@ -155,6 +155,11 @@ def test_shard_selects_a_stable_share():
     assert sum(len(p) for p in parts) == 200
     assert set().union(*({d.name for d in p} for p in parts)) == {d.name for d in devs}
     assert all(len(p) > 30 for p in parts)
+    # A branch is never split: its uplinks and other devices land on one exporter.
+    homes = {}
+    for i, p in enumerate(parts):
+        for d in p:
+            assert homes.setdefault((d.region, d.branch), i) == i, d.name
     with pytest.raises(ValueError):
         Shard.parse("3/3")
     with pytest.raises(ValueError):

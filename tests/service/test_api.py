@@ -273,9 +273,10 @@ def test_sd_contract(client):
     assert [g["labels"]["device"] for g in client.get("/api/v1/sd?role=isp").json] == ["dev1"]
     assert [g["labels"]["device"] for g in client.get("/api/v1/sd?exclude_role=isp").json] == ["dev2", "dev4"]
     assert [g["labels"]["device"] for g in client.get("/api/v1/sd?role=isp,router").json] == ["dev1", "dev4"]
-    shards = [[g["labels"]["device"] for g in client.get(f"/api/v1/sd?shard={i}/2").json] for i in range(2)]
-    assert sorted(shards[0] + shards[1]) == ["dev1", "dev2", "dev4"]
-    assert all(shard_of(n, 2) == i for i in range(2) for n in shards[i])
+    shards = [[g["labels"] for g in client.get(f"/api/v1/sd?shard={i}/2").json] for i in range(2)]
+    assert sorted(lb["device"] for lb in shards[0] + shards[1]) == ["dev1", "dev2", "dev4"]
+    # Shards are cut by branch (region/branch), so a branch's uplinks and devices stay together.
+    assert all(shard_of(f"{lb['region']}\x00{lb['branch']}", 2) == i for i in range(2) for lb in shards[i])
     for bad in ("shard=2/2", "shard=x", "shard=1/0", "role=toaster", "other=1"):
         assert client.get(f"/api/v1/sd?{bad}").status_code == 400, bad
 
