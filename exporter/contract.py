@@ -108,6 +108,15 @@ SELF_FAMILIES = (
     Family("wardops_exporter_inventory_reload_success", "gauge", "1 if the last inventory (re)load succeeded."),
     Family("wardops_exporter_inventory_reload_timestamp_seconds", "gauge",
            "When the inventory was last loaded successfully (UTC epoch)."),
+    Family("wardops_exporter_inventory_devices", "gauge", "Devices of the inventory set in use (after --shard)."),
+    Family("wardops_exporter_inventory_reload_held", "gauge",
+           "1 while an inventory answer removing more than inventory.max_drop_share of the devices is held."),
+    Family("wardops_exporter_inventory_held_removals", "gauge", "Devices the held inventory answer would remove."),
+    Family("wardops_exporter_threads", "gauge", "Threads of the exporter process."),
+    Family("wardops_exporter_asyncio_tasks", "gauge", "Unfinished asyncio tasks on the probing loop."),
+    Family("wardops_exporter_secret_refusals_total", "counter",
+           "SNMP secret references refused by the exporter's secrets policy, per profile and inventory answer loaded.",
+           ("profile",)),
 )
 
 # -- /probe answers (blackbox_exporter's names, so existing probe dashboards read them) -------------

@@ -199,6 +199,9 @@ class Testbed:
                 "--web.listen-address", f"{self.s.host}:{self.s.exporter_port}"]
         if self.s.exporter_config:
             argv += ["--config.file", str(self.s.exporter_config)]
+        prefix = os.path.commonprefix(sorted(self._secrets_env))  # profiles from the service: allow their env names
+        if source.startswith("http") and prefix[:1].isalpha():
+            argv += ["--secrets.env-prefix", prefix]
         self._start_daemon(self._daemon("exporter", argv, self.exporter_url, "/-/healthy"))
 
     def _daemon(self, name: str, argv: list[str], url: str, health: str) -> Daemon:
