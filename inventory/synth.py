@@ -71,9 +71,11 @@ BANK_SECOND_UPLINK_SHARE = 0.25
 
 
 def synth_bank_inventory(devices: int = 875, seed: int = 1, snmp_share: float = 0.0,
-                         topology: bool = False) -> Inventory:
+                         topology: bool = False,
+                         regions: tuple[tuple[str, int], ...] = BANK_REGIONS) -> Inventory:
     """A bank-shaped inventory of exactly `devices` devices (default 875) in 93 branches (92 in
-    BANK_REGIONS plus the data centre). `topology=True` adds the upstream nodes: `dc` (the data
+    `regions`, (name, branch count) pairs, plus the data centre; a smaller `regions` gives a small
+    bank for quick runs). `topology=True` adds the upstream nodes: `dc` (the data
     centre's core routers, directly behind the probe site) and one `core-REGION` per region behind
     it, holding that region's core router (which sits in the region's hub, its first branch).
     Deterministic by `seed`; ATMs absorb the difference to `devices` (ATM counts move first)."""
@@ -82,7 +84,7 @@ def synth_bank_inventory(devices: int = 875, seed: int = 1, snmp_share: float = 
     rng = random.Random(seed)
     plans = []  # (region, branch number, hub?, second uplink?, ATM count, servers)
     number = 0
-    for region, count in BANK_REGIONS:
+    for region, count in regions:
         for i in range(count):
             number += 1
             plans.append([region, number, i == 0, rng.random() < BANK_SECOND_UPLINK_SHARE or i == 0,
@@ -142,7 +144,7 @@ def synth_bank_inventory(devices: int = 875, seed: int = 1, snmp_share: float = 
     topo = Topology()
     if topology:
         cores = tuple(Upstream(name=f"core-{region.lower()}", devices=(f"{region.lower()}-core1",),
-                               upstream="dc", regions=(region,)) for region, _ in BANK_REGIONS)
+                               upstream="dc", regions=(region,)) for region, _ in regions)
         topo = Topology(upstreams=(Upstream(name="dc", devices=("hq-core1", "hq-core2"), branches=(dc_branch,)),
                                    *cores))
     return Inventory(devices=tuple(out), snmp_profiles=MappingProxyType(profiles), topology=topo,
