@@ -18,10 +18,10 @@ scheduler injects root causes, several at once on disjoint scopes, each restored
     flap     one device, down/up every 20 s                 DeviceFlapping{device}
     site     the probe site's own network (canaries too)    ProbeSiteBlind (alone, near the end)
 
-Every firing alert received is attributed to the root causes whose devices it covers (device label:
+Every firing alert received is attributed to one root cause whose devices it covers (device label:
 that device; branch: the branch; region or upstream: everything behind it; ProbeSiteBlind:
-everything) and that were active up to COOLDOWN after their end; distinct alerts (label set + start
-time) are counted, so Alertmanager's repeats of a firing alert are not pages. Per kind it prints
+everything) and that was active, or ended less than COOLDOWN before; distinct alerts (label set +
+start time) are counted, so Alertmanager's repeats of a firing alert are not pages. Per kind it prints
 pages per root cause (target 1.00), pages that overstate the scope (a higher level than the root
 cause: BranchDown while the branch answers, RegionDown for one dark branch, ...), misses and the
 latency from "taken dark" to "expected page received" (p50/p95/max; targets p95: ISP <= 5 s,
@@ -292,16 +292,19 @@ def matches(a: Received, expected: dict) -> bool:
 
 
 def attribute(causes: list[Cause], alerts: list[Received], inv: Inventory) -> list[Received]:
-    """Give each alert to the causes whose devices it covers and whose window (start to `until`)
-    holds its arrival; returns the alerts no cause explains."""
+    """Give each alert to one cause whose devices it covers and whose window (start to `until`)
+    holds its arrival: the one it was expected from, else the one that began last (a wrong page
+    reacts to the latest change, e.g. BranchDown to the uplink that just went dark in a branch
+    where another device was already down). Returns the alerts no cause explains."""
     unexplained = []
     for a in alerts:
         covered = alert_devices(a, inv)
         owners = [c for c in causes if c.start <= a.received_ts <= c.until and covered & c.devices]
-        for c in owners:
-            c.pages.append(a)
         if not owners:
             unexplained.append(a)
+            continue
+        expected = [c for c in owners if matches(a, c.expected)]
+        max(expected or owners, key=lambda c: c.start).pages.append(a)
     return unexplained
 
 

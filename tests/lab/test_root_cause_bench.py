@@ -98,3 +98,15 @@ def test_nearest_rank_percentiles(values, p50, p95):
 
 def test_cause_window_defaults_open():
     assert rc.Cause("device", "d", frozenset({"d"}), (), 0, 1, {}).until == math.inf
+
+
+def test_a_page_covering_overlapping_causes_counts_once():
+    region, branch, devices = branch_of(next(d.name for d in INV.devices if d.region == "Rustavi" and d.role == "isp"))
+    isp = next(n for n in sorted(devices) if "-isp" in n)
+    atm = next(n for n in sorted(devices) if "-atm" in n)
+    c_dev = cause("device", {atm}, 100, 200, {"alertname": "DeviceDown", "device": atm})
+    c_isp = cause("isp", {isp}, 130, 200, {"alertname": "IspLinkDown", "device": isp})
+    pages = [alert("DeviceDown", 140, device=atm), alert("BranchDown", 136, region=region, branch=branch)]
+    assert rc.attribute([c_dev, c_isp], pages, INV) == []
+    assert [a.name for a in c_dev.pages] == ["DeviceDown"]  # its own page, although c_isp began later
+    assert [a.name for a in c_isp.pages] == ["BranchDown"]  # the latest change gets the wrong page

@@ -1,7 +1,8 @@
 """`bench/root_cause.py --smoke` on the real chain (root, namespaces, daemons; ~4 minutes): every
-kind of root cause is injected and restored, the pages of the kinds every rule set has since long
-(IspLinkDown, BranchDown) are found and attributed, and the lab ends clean. The one-page targets
-are the benchmark's to judge (printed and written), not this test's."""
+kind of root cause is injected and restored, a dark branch's BranchDown is found, every outage of a
+branch or more pages at least once and is attributed, and the lab ends clean. How many pages and
+which ones are the benchmark's to judge (printed and written), not this test's: they depend on the
+generated rules."""
 
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ def test_smoke_run_injects_every_kind_and_restores(tmp_path):
     assert result["lab_clean_after"] is True
     assert {c["kind"] for c in result["causes"]} == {"device", "isp", "branch", "region", "flap", "site"}
     kinds = result["kinds"]
-    assert kinds["isp"]["missed"] == [] and kinds["branch"]["missed"] == []
-    assert kinds["branch"]["latency_s"]["max"] < 60
+    assert kinds["branch"]["missed"] == [] and kinds["branch"]["latency_s"]["max"] < 60
+    for c in result["causes"]:
+        if c["kind"] in ("branch", "region", "site"):
+            assert c["pages"], f"{c['kind']} {c['scope']}: no page at all"
     assert result["loss_1pct"]["seconds"] == 20 and "pages" in result["loss_1pct"]
     for c in result["causes"]:
         assert c["start"] < c["end"] and c["start"].endswith("+00:00")

@@ -96,13 +96,13 @@ def configure(parser) -> None:
     p.add_argument("branch")
     add("site-down", "probe-site blackout: the prober namespace loses its network (canaries too)", cmd_site_down)
     add("site-up", "end the probe-site blackout", cmd_site_up)
-    for verb, func in (("down", cmd_region_down), ("up", cmd_region_up)):
-        p = add(f"region-{verb}", f"take every device of these regions and/or branches {verb} at once "
+    for verb, func, does in (("down", cmd_region_down, "take dark"), ("up", cmd_region_up, "bring back")):
+        p = add(f"region-{verb}", f"{does} every device of these regions and/or branches at once "
                                   "(one nft batch)", func)
         p.add_argument("regions", nargs="*", metavar="REGION")
         p.add_argument("--branch", action="append", default=[], metavar="BRANCH", help="also this branch")
-    for verb, func in (("down", cmd_upstream_down), ("up", cmd_upstream_up)):
-        p = add(f"upstream-{verb}", f"take a topology node {verb}: every branch behind it and its own "
+    for verb, func, does in (("down", cmd_upstream_down, "take dark"), ("up", cmd_upstream_up, "bring back")):
+        p = add(f"upstream-{verb}", f"{does} a topology node: every branch behind it and its own "
                                     "devices (a region when the inventory has no explicit upstreams)", func)
         p.add_argument("upstream")
     p = add("exec", "run a command in the prober namespace, e.g. `exec -- ping -c1 198.18.1.1`", cmd_exec)
