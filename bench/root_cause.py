@@ -62,9 +62,10 @@ EXPECTED = {"device": "DeviceDown", "isp": "IspLinkDown", "branch": "BranchDown"
 LEVEL = {"device": 0, "isp": 0, "flap": 0, "branch": 1, "region": 2, "site": 3}  # scope height
 LATENCY_TARGETS = {"isp": 5.0, "device": 8.0, "branch": 8.0, "site": 10.0}  # p95, seconds
 IGNORED = {"Watchdog"}  # always firing by design: not a page about the lab
-# A device that went down and up twice within the flap rules' windows (5 min, 10 min for ISP
-# uplinks) is flapping: a scope gets no new fault for this long after its fault ends, and a page
-# about it up to this long after the end still belongs to that fault.
+# A device that went down and up twice within the flap rules' window (5 min; 10 min for ISP
+# uplinks) is flapping: a device takes part in no new fault (the site blackout included) for its
+# window after its fault ends. A page about a fault up to COOLDOWN after its end still belongs to it.
+FLAP_WINDOW = {"isp": 600.0, "other": 300.0}
 COOLDOWN = 600.0
 FLAP_PERIOD = 20.0
 SMOKE_REGIONS = (("Tbilisi", 3), ("Batumi", 2), ("Kutaisi", 2))
@@ -220,7 +221,8 @@ class Chaos:
             self.tb.lab.up(cause.ips)
         cause.end, cause.restored = time.time(), True
         for n in cause.devices:
-            self.busy_until[n] = cause.end + COOLDOWN
+            role = "isp" if n in self.by_name and self.by_name[n].role == "isp" else "other"
+            self.busy_until[n] = cause.end + FLAP_WINDOW[role]
         self.active.remove(cause)
         self.log(f"  {iso(cause.end)[11:19]} - {cause.kind:<6} {cause.scope}")
 
@@ -378,10 +380,12 @@ def run(tb: Testbed, inv: Inventory, args, log) -> dict:
     loss_seconds = 20.0 if args.smoke else max(120.0, args.minutes * 6)
     site_seconds = plan_durations(rng, "site", args.smoke)
     quiet = 20.0 if args.smoke else 90.0  # after the loss phase: its late pages still count as its own
-    # Before the blackout every fault's devices get COOLDOWN, so the flap rules' windows no longer
-    # hold their changes: a device dark 2 minutes earlier and dark again with the site has changed
-    # state 4 times in 5 minutes. The smoke run cannot afford that wait (it enforces no target).
-    before_site = 20.0 if args.smoke else COOLDOWN
+    # The blackout darkens every device, so it waits until no device is inside its flap window
+    # (a device dark 2 minutes earlier and dark again with the site changed state 4 times in 5
+    # minutes); faults with ISP uplinks (10 min window) end this much earlier than the others, so
+    # the wait is the 5 min one. The smoke run cannot afford the wait (it enforces no target).
+    isp_early = FLAP_WINDOW["isp"] - FLAP_WINDOW["other"]
+    before_site = 20.0 if args.smoke else FLAP_WINDOW["other"]
     grace = 20.0 if args.smoke else 60.0  # late notifications of the last faults
     total = 170.0 if args.smoke else args.minutes * 60
     chaos_seconds = total - loss_seconds - quiet - site_seconds - before_site - grace
@@ -407,16 +411,18 @@ def run(tb: Testbed, inv: Inventory, args, log) -> dict:
         while time.monotonic() < chaos_end or chaos.active:
             chaos.tick()
             now = time.monotonic()
-            # New faults only while they can end (and their pages arrive) inside the chaos phase.
-            if now >= next_start and len(chaos.active) < args.concurrency and now < chaos_end - 30:
+            # New faults only while they can end inside the chaos phase (see before_site).
+            if now >= next_start and len(chaos.active) < args.concurrency:
                 kind = forced.pop(0) if forced else rng.choices(list(weights), list(weights.values()))[0]
-                duration = min(plan_durations(rng, kind, args.smoke), chaos_end - now)
-                if chaos.start(kind, duration) is None and args.smoke:
+                limit = chaos_end - (isp_early if kind in ("isp", "branch", "region") and not args.smoke else 0)
+                duration = min(plan_durations(rng, kind, args.smoke), limit - now)
+                if duration >= 20 and chaos.start(kind, duration) is None and args.smoke:
                     log(f"  no free scope for {kind}")
                 next_start = now + (3.0 if args.smoke else rng.uniform(8, 30))
             time.sleep(0.2)
         phases["chaos"]["end"] = time.time()
-        time.sleep(before_site)
+        settled = max(chaos.busy_until.values(), default=0.0)
+        time.sleep(before_site if args.smoke else min(max(settled - time.time(), 0.0), before_site))
         log(f"site: probe-site blackout for {site_seconds:.0f} s")
         cause = chaos.start("site", site_seconds)
         while chaos.active:
