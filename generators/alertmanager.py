@@ -12,12 +12,16 @@ from collections import defaultdict
 from generators.output import regex_escape
 from generators.settings import Receiver, Settings
 from generators.text import render
+from generators.topology import build_model
 from inventory.model import Inventory, MaintenanceWindow
 
 TEMPLATE_FILE = "wardops.tmpl"
 
 # (source alert matchers, target alert matchers, equal labels): why each exists is in docs/generators.md.
 INHIBIT_RULES = (
+    # A blind probe site: nothing it sees below it is true (the rules already hold these back;
+    # this is the second line, for alerts already firing when the site went blind).
+    (['alertname="ProbeSiteBlind"'], ['scope=~"upstream|branch|device|interface"'], ("site",)),
     # A flapping device: one DeviceFlapping instead of a stream of down/up notifications.
     (['alertname="DeviceFlapping"'], ['alertname=~"DeviceDown|IspLinkDown"'], ("device", "region", "branch")),
     # A dark branch: one BranchDown; its devices' and interfaces' alerts are symptoms.
@@ -44,6 +48,26 @@ def matcher_in(label: str, values) -> str:
     return f"{label}=~{_quote('|'.join(regex_escape(v) for v in values))}"
 
 
+def _node_inhibit_rules(inv: Inventory) -> list[dict]:
+    """A dark upstream or region mutes what is behind it (branch, device, interface alerts) by
+    region/branch matchers: the rules already hold those back; this keeps alerts that were firing
+    before the node went dark from notifying their suppression as a resolve."""
+    model = build_model(inv)
+    out = []
+    for node in model.nodes:
+        source = [f'alertname="{node.alert}"',
+                  matcher_in("region" if node.kind == "region" else "upstream", [node.name]), 'site=~".+"']
+        by_region: dict[str, list[str]] = defaultdict(list)
+        for region, branch in node.branches:
+            by_region[region].append(branch)
+        for region, branches in sorted(by_region.items()):
+            out.append({"source_matchers": source,
+                        "target_matchers": ['scope=~"branch|device|interface"', matcher_in("region", [region]),
+                                            matcher_in("branch", branches), 'site=~".+"'],
+                        "equal": ["site"]})
+    return out
+
+
 def _inhibit_rules() -> list[dict]:
     out = []
     for source, target, equal in INHIBIT_RULES:
@@ -64,15 +88,21 @@ def _time_interval(w: MaintenanceWindow) -> dict:
     return {"name": w.name, "time_intervals": [spec]}
 
 
+# Every alert is its own group: a new alert in a group that already exists is sent only at that
+# group's next group_interval tick (measured: DeviceFlapping ~2 min after DeviceDown in an open
+# branch group), whereas a new group waits only group_wait. Storms are prevented by the
+# root-cause rules (one alert per cause), not by batching symptoms.
+GROUP_BY_ALERT = ["..."]
+NULL_RECEIVER = "wardops-null"
+
+
 def _severity_routes(settings: Settings, mute: list[str]) -> list[dict]:
     r = settings.routing
     routes = [
-        {"matchers": ['severity="critical"'], "receiver": r.critical,
-         # Per device: a second uplink going dark is a new group, sent after group_wait, not group_interval.
-         "group_by": ["alertname", "region", "branch", "device"],
+        {"matchers": ['severity="critical"'], "receiver": r.critical, "group_by": GROUP_BY_ALERT,
          "group_wait": str(r.critical_group_wait), "group_interval": str(r.critical_group_interval),
          "repeat_interval": str(r.critical_repeat_interval)},
-        {"matchers": ['severity="warning"'], "receiver": r.warning, "group_by": ["region", "branch"],
+        {"matchers": ['severity="warning"'], "receiver": r.warning, "group_by": GROUP_BY_ALERT,
          "group_wait": str(r.warning_group_wait), "group_interval": str(r.warning_group_interval),
          "repeat_interval": str(r.warning_repeat_interval)},
     ]
@@ -164,17 +194,25 @@ def build_alertmanager(inv: Inventory, settings: Settings) -> tuple[dict, dict[s
     """(alertmanager.yml data, {template file: text}, env variables the config expects expanded)."""
     env_refs: set[str] = set()
     r = settings.routing
+    # The dead man's switch first: never muted by maintenance, re-sent every interval so that its
+    # absence at the receiver is what pages. Without a watchdog receiver it goes nowhere.
+    watchdog = {"matchers": ['alertname="Watchdog"'], "receiver": r.watchdog or NULL_RECEIVER,
+                "group_by": ["alertname"], "group_wait": "0s", "group_interval": str(r.watchdog_repeat_interval),
+                "repeat_interval": str(r.watchdog_repeat_interval)}
+    receivers = [_receiver(rc, env_refs) for rc in settings.receivers]
+    if r.watchdog is None:
+        receivers.append({"name": NULL_RECEIVER})
     config: dict = {
         "global": {"resolve_timeout": "5m"},
         "templates": [f"templates/{TEMPLATE_FILE}"],
         "route": {
             "receiver": r.default,
-            "group_by": ["alertname", "region", "branch"],
+            "group_by": GROUP_BY_ALERT,
             "group_wait": "30s", "group_interval": "2m", "repeat_interval": "4h",
-            "routes": maintenance_routes(inv, settings) + _severity_routes(settings, []),
+            "routes": [watchdog] + maintenance_routes(inv, settings) + _severity_routes(settings, []),
         },
-        "inhibit_rules": _inhibit_rules(),
-        "receivers": [_receiver(rc, env_refs) for rc in settings.receivers],
+        "inhibit_rules": _inhibit_rules() + _node_inhibit_rules(inv),
+        "receivers": receivers,
     }
     if inv.maintenance:
         config["time_intervals"] = [_time_interval(w) for w in inv.maintenance]

@@ -8,13 +8,17 @@ of rules. Only fields that both vmalert 1.79.5 and promtool 2.42 accept are emit
 
 from __future__ import annotations
 
+import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
 
+from generators import rootcause as rc
 from generators.output import regex_escape
 from generators.settings import Settings
 from generators.text import annotation_texts
+from generators.topology import build_model
+from generators.vmagent import EXPORTER_JOBS
 from inventory.errors import InventoryError, Problem
 from inventory.model import Inventory
 
@@ -26,9 +30,10 @@ LOSS_LABEL = "loss_threshold_percent"
 # Labels that scope an alert; Alertmanager inhibition and routing rely on them being present.
 DEVICE_SCOPE = ("device", "ip", "role", "region", "branch")
 
-ALERT_NAMES = ("IspLinkDown", "DeviceDown", "BranchDown", "DeviceFlapping", "HighPacketLoss", "HighLatency",
-               "InterfaceDown", "InterfaceFlapping", "SnmpUnreachable", "ExporterDown", "ProbeRoundOverrun",
-               "InventoryReloadFailed")
+ALERT_NAMES = ("ProbeSiteBlind", "UpstreamDown", "RegionDown", "BranchDown", "IspLinkDown", "DeviceDown",
+               "DeviceFlapping", "HighPacketLoss", "HighLatency", "InterfaceDown", "InterfaceFlapping",
+               "SnmpUnreachable", "ExporterDown", "ExporterTargetsDropped", "InventoryReloadHeld",
+               "ProbeRoundsStalled", "ProbeRoundOverrun", "InventoryReloadFailed", "Watchdog")
 
 # HighPacketLoss judges a device only over this many packets (12.5 min of the default policy):
 # under 1 % random loss, more than 5 % of 300 is lost with probability ~1e-7.
@@ -96,6 +101,14 @@ def _selector(metric: str, cls: ThresholdClass, overridden: tuple[str, ...]) -> 
     return f"{metric}{{{', '.join(matchers)}}}" if matchers else metric
 
 
+def go_literal(text: str) -> str:
+    """User text (a region, node or branch name) inside a Go template annotation: as is, unless it
+    holds template delimiters, then as a quoted Go string the template prints verbatim."""
+    if "{{" not in text and "}}" not in text:
+        return text
+    return "{{ " + json.dumps(text) + " }}"
+
+
 def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, settings: Settings,
            for_: str = "0s", labels: dict | None = None) -> dict:
     rule = {
@@ -113,41 +126,95 @@ def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, setting
     return rule
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("ch") else f"{n} {word}s"
+
+
 def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict]]:
     """file name -> rule groups. Raises InventoryError for bad per-device overrides."""
     t, iv = settings.thresholds, settings.intervals
     windows = {"flap_window": t.flap_window, "isp_flap_window": t.isp_flap_window, "loss_window": t.loss_window,
-               "latency_window": t.latency_window, "interface_flap_window": t.interface_flap_window}
+               "latency_window": t.latency_window, "interface_flap_window": t.interface_flap_window,
+               "recovery_hold": t.recovery_hold}
     texts = annotation_texts(**windows, threshold="")
 
-    def alert(name, expr, severity, scope, for_="0s", labels=None):
+    def alert(name, expr, severity, scope, for_="0s", labels=None, own_texts=None):
         # Rule labels are not visible to $labels in annotation templates: the threshold goes in as text.
-        own = annotation_texts(**windows, threshold=labels["threshold"]) if labels else texts
+        own = own_texts or (annotation_texts(**windows, threshold=labels["threshold"])
+                            if labels and "threshold" in labels else texts)
         return _alert(name, expr, severity, scope, own, settings, str(for_), labels)
 
-    up_since = "wardops_icmp_last_change_timestamp_seconds{sel} and on(device) (wardops_icmp_up{sel} == 0)"
+    model = build_model(inv)
+    hold = str(t.recovery_hold)
+    blind = rc.probe_site_blind(model, t.probe_site_blind_share)
     changes = "increase(wardops_icmp_status_changes_total{sel}[{window}])"
-    isp, other = '{role="isp"}', '{role!="isp"}'
-    isp_flapping = f"{changes.format(sel=isp, window=t.isp_flap_window)} >= {t.isp_flap_changes}"
-    other_flapping = f"{changes.format(sel=other, window=t.flap_window)} >= {t.flap_changes}"
+    isp, other = 'role="isp"', 'role!="isp"'
 
-    isp_rules = [
-        # $value = when the state began (wardops_icmp_last_change_timestamp_seconds), for "since".
-        alert("IspLinkDown", f"{up_since.format(sel=isp)} unless on(device) ({isp_flapping})",
-              "critical", "device", t.isp_down_for),
-        alert("BranchDown",
-              "max by (region, branch) (wardops_icmp_last_change_timestamp_seconds{role=\"isp\"})"
-              " and on(region, branch) (max by (region, branch) (wardops_icmp_up{role=\"isp\"}) == 0)"
-              " or max by (region, branch) (wardops_icmp_last_change_timestamp_seconds)"
-              " and on(region, branch) (max by (region, branch) (wardops_icmp_up) == 0)",
-              "critical", "branch", t.isp_down_for),
-        alert("DeviceFlapping", isp_flapping, "critical", "device"),
-    ]
-    device_rules = [
-        alert("DeviceDown", f"{up_since.format(sel=other)} unless on(device) ({other_flapping})",
-              "warning", "device", t.device_down_for),
-        alert("DeviceFlapping", other_flapping, "warning", "device"),
-    ]
+    def flapping(role: str) -> str:
+        sel, window, n = (("{" + isp + "}", t.isp_flap_window, t.isp_flap_changes) if role == isp
+                          else ("{" + other + "}", t.flap_window, t.flap_changes))
+        return f"{changes.format(sel=sel, window=window)} >= {n}"
+
+    root_rules = [alert("ProbeSiteBlind", blind, "critical", "site")]
+    for node, expr in rc.node_rules(model, blind, hold):
+        behind = f"{_plural(len(node.branches), 'branch')}, {_plural(node.device_count, 'device')}"
+        name = go_literal(node.name)
+        if node.kind == "region":
+            node_texts = {"RegionDown": {
+                "summary": f"Region {name}: {behind} unreachable",
+                "description": f"Every branch of region {name} ({behind}) stopped answering at once: a "
+                               f"fault on the path they share (the region core or its links), one page "
+                               f"for all of them. Their branch and device alerts are held while it lasts "
+                               f"and for {hold} after."}}
+            labels = {"region": node.name}
+        else:
+            own = f" (its own devices: {go_literal(', '.join(node.own_devices))})" if node.own_devices else ""
+            node_texts = {"UpstreamDown": {
+                "summary": f"{name}: {behind} unreachable behind it",
+                "description": f"Every branch behind upstream {name}{own} stopped answering at once "
+                               f"({behind}): one page for all of them. Their branch and device alerts "
+                               f"are held while it lasts and for {hold} after."}}
+            labels = {"upstream": node.name}
+        root_rules.append(alert(node.alert, expr, "critical", "upstream", labels=labels, own_texts=node_texts))
+    def branch_part(chain, keys):
+        # $value = when the branch went dark; uplinks/providers name whom to call.
+        def dark(since: str, up: str) -> str:
+            return f"{since} + on(site, region, branch) group_left(uplinks, providers) ({up} == 0)"
+
+        if keys is None:
+            expr = dark(rc.outside_nodes(model, rc.BRANCH_SINCE), rc.BRANCH_UP)
+        else:
+            verdict = [k for k in keys if model.branches[k].has_verdict]
+            if not verdict:
+                return None
+            expr = " or ".join(dark(f"{rc.BRANCH_SINCE}{s}", f"{rc.BRANCH_UP}{s}")
+                               for s in rc.selectors(model, verdict))
+        return f"({expr}) {rc.suppressed(model, chain, hold, branch_level=True)}"
+
+    branch_expr = rc.per_chain(model, branch_part)
+    if branch_expr:
+        root_rules.append(alert("BranchDown", rc.site_quiet(branch_expr, blind, hold), "critical", "branch",
+                                t.isp_down_for))
+    for role, name, severity, down_for in ((isp, "IspLinkDown", "critical", t.isp_down_for),
+                                           (other, "DeviceDown", "warning", t.device_down_for)):
+        def device_part(chain, keys, role=role):
+            if keys is None:
+                down = (f"{rc.outside_nodes(model, rc.SINCE, [role])} "
+                        f"and on(site, device) ({rc.UP}{{{role}}} == 0)")
+            else:
+                down = " or ".join(f"{rc.SINCE}{s} and on(site, device) ({rc.UP}{s} == 0)"
+                                   for s in rc.selectors(model, keys, extra=[role]))
+            return (f"({down}) unless on(site, device) ({flapping(role)}) "
+                    f"{rc.suppressed(model, chain, hold, branch_level=False)}")
+
+        expr = rc.per_chain(model, device_part)
+        if expr:
+            root_rules.append(alert(name, rc.site_quiet(expr, blind, hold), severity, "device", down_for))
+    def flap_rule(role: str) -> str:
+        return rc.site_quiet(f"({flapping(role)}) {rc.suppressed(model, (), hold, branch_level=False)}", blind, hold)
+
+    root_rules.append(alert("DeviceFlapping", flap_rule(isp), "critical", "device"))
+    device_rules = [alert("DeviceFlapping", flap_rule(other), "warning", "device")]
     loss_classes = threshold_classes(inv, LOSS_LABEL, t.loss_percent, 100)
     loss_overridden = tuple(sorted(n for c in loss_classes for n in c.devices))
     for cls in loss_classes:
@@ -158,8 +225,8 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
         # ... and only once the window holds LOSS_MIN_PACKETS: right after the exporter (or a new
         # device) starts, a few lost packets of ~50 are already "5 %" under 1 % random loss.
         expr = (f"(1 - increase({recv}[{t.loss_window}]) / increase({sent}[{t.loss_window}])) * 100"
-                f" > {_number_text(cls.value)} and on(device) (min_over_time(wardops_icmp_up[{t.loss_window}]) == 1)"
-                f" and on(device) (increase({sent}[{t.loss_window}]) >= {LOSS_MIN_PACKETS})")
+                f" > {_number_text(cls.value)} and on(site, device) (min_over_time(wardops_icmp_up[{t.loss_window}]) == 1)"
+                f" and on(site, device) (increase({sent}[{t.loss_window}]) >= {LOSS_MIN_PACKETS})")
         device_rules.append(alert("HighPacketLoss", expr, "warning", "device", t.loss_for,
                                   {"threshold": _number_text(cls.value)}))
     latency_classes = threshold_classes(inv, LATENCY_LABEL, t.latency_ms, 60000)
@@ -168,32 +235,50 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
         rtt = _selector("wardops_icmp_rtt_seconds", cls, latency_overridden)
         # avg_over_time skips rounds without replies (the RTT series is absent then).
         expr = (f"avg_over_time({rtt}[{t.latency_window}]) > {_number_text(cls.value / 1000)}"
-                " and on(device) (wardops_icmp_up == 1)")
+                " and on(site, device) (wardops_icmp_up == 1)")
         device_rules.append(alert("HighLatency", expr, "warning", "device", t.latency_for,
                                   {"threshold": _number_text(cls.value)}))
+    branch_quiet = (f"unless on(site, region, branch) ({rc.BRANCH_UP} != 1) "
+                    f"unless on(site) ({rc.held(blind, hold)})")
     snmp_rules = [
-        alert("InterfaceDown", "wardops_snmp_if_oper_up == 0 and wardops_snmp_if_admin_up == 1",
+        alert("InterfaceDown", f"(wardops_snmp_if_oper_up == 0 and wardops_snmp_if_admin_up == 1) {branch_quiet}",
               "warning", "interface", t.interface_down_for),
         alert("InterfaceFlapping",
-              f"changes(wardops_snmp_if_last_change_seconds[{t.interface_flap_window}])"
-              f" >= {t.interface_flap_changes}", "warning", "interface"),
-        alert("SnmpUnreachable", "wardops_snmp_up == 0 unless on(device) (wardops_icmp_up == 0)",
+              f"(changes(wardops_snmp_if_last_change_seconds[{t.interface_flap_window}])"
+              f" >= {t.interface_flap_changes}) {branch_quiet}", "warning", "interface"),
+        alert("SnmpUnreachable", f"(wardops_snmp_up == 0 unless on(site, device) (wardops_icmp_up == 0)) {branch_quiet}",
               "warning", "device", t.snmp_unreachable_for),
     ]
+    exporter_jobs = "|".join(regex_escape(j) for j in EXPORTER_JOBS)
+    targets = "sum by (site, instance) (wardops_exporter_targets)"
     exporter_rules = [
-        alert("ExporterDown", 'up{job=~"wardops.*"} == 0', "critical", "exporter", t.exporter_down_for),
+        alert("ExporterDown", f'up{{job=~"{exporter_jobs}"}} == 0', "critical", "exporter", t.exporter_down_for),
+        # The exporter holds back a reload that would drop most targets (InventoryReloadHeld); a
+        # drop that still happens (forced, held past its time, a shard change) pages here.
+        alert("ExporterTargetsDropped",
+              f"{targets} < on(site, instance) ({_number_text(t.targets_drop_share)} * "
+              f"sum by (site, instance) (max_over_time(wardops_exporter_targets[1h]))) or {targets} == 0",
+              "critical", "exporter", "10s"),
+        alert("InventoryReloadHeld", "wardops_exporter_inventory_reload_held == 1", "critical", "exporter"),
+        alert("ProbeRoundsStalled",
+              f'time() - wardops_exporter_last_round_timestamp_seconds{{policy!="snmp"}} > '
+              f"{_number_text(t.rounds_stalled_after.seconds)}", "critical", "exporter"),
         alert("ProbeRoundOverrun", f"increase(wardops_exporter_round_overruns_total[10m]) >= {t.round_overruns}",
               "warning", "exporter"),
-        alert("InventoryReloadFailed", "wardops_exporter_inventory_reload_success == 0", "warning", "exporter",
+        alert("InventoryReloadFailed",
+              "wardops_exporter_inventory_reload_success == 0 "
+              "unless on(site, instance) (wardops_exporter_inventory_reload_held == 1)", "warning", "exporter",
               "1m"),
     ]
+    pipeline_rules = [alert("Watchdog", "vector(1)", "none", "pipeline")]
     recording = [{"record": name, "expr": expr} for name, expr in RECORDING_RULES]
     return {
         "alerts.yml": [
-            {"name": "wardops-isp", "interval": str(iv.isp_eval), "rules": isp_rules},
+            {"name": "wardops-root-cause", "interval": str(iv.isp_eval), "rules": root_rules},
             {"name": "wardops-devices", "interval": str(iv.default_eval), "rules": device_rules},
             {"name": "wardops-snmp", "interval": str(iv.default_eval), "rules": snmp_rules},
             {"name": "wardops-exporter", "interval": str(iv.default_eval), "rules": exporter_rules},
+            {"name": "wardops-pipeline", "interval": str(iv.default_eval), "rules": pipeline_rules},
         ],
         "recording.yml": [
             {"name": "wardops-availability", "interval": str(iv.recording_eval), "rules": recording},
@@ -221,7 +306,7 @@ def rule_problems(groups: list[dict]) -> list[str]:
                 out.append(f"{what}: needs exactly one of alert/record and an expr")
             if "alert" in r:
                 labels, ann = r.get("labels", {}), r.get("annotations", {})
-                if labels.get("severity") not in ("critical", "warning", "info"):
+                if labels.get("severity") not in ("critical", "warning", "info", "none"):
                     out.append(f"{what}: severity label missing or unknown")
                 for key in ("summary", "description"):
                     if not ann.get(key):

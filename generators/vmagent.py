@@ -1,23 +1,27 @@
-"""vmagent scrape config: a fast job for ISP uplinks, a normal one for everything else.
+"""vmagent scrape config: a fast job for every ICMP series, a slow one for SNMP.
 
-The exporter serves /metrics?role=isp (ISP device series only) and /metrics?exclude_role=isp (the
-rest, with self-metrics and SNMP), so ISP state reaches VictoriaMetrics every couple of seconds
-without scraping 10,000 device series at that rate. With an inventory service, a third job probes
-each device blackbox-style through the exporter's /probe, discovered over HTTP SD.
+The exporter serves /metrics?module=icmp (device states, branch verdicts, canaries and the
+exporter's self-metrics) and /metrics?module=snmp. All ICMP series come in one scrape because the
+root-cause rules compare a branch's verdict with its devices' states: two scrapes a second apart
+would show a branch answering while its devices still read DOWN (a false DeviceDown at every
+recovery). Every exporter target carries the label `site` (settings `site`). With an inventory
+service, a third job probes each device blackbox-style through the exporter's /probe.
 """
 
 from __future__ import annotations
 
 from generators.settings import Settings
 
-ISP_JOB = "wardops_isp"
-DEFAULT_JOB = "wardops"
+ICMP_JOB = "wardops_icmp"
+SNMP_JOB = "wardops_snmp"
 PROBE_JOB = "wardops_probe"
+# Jobs that scrape the exporter's /metrics (ExporterDown); the /probe job's `up` is per device.
+EXPORTER_JOBS = (ICMP_JOB, SNMP_JOB)
 
 
 def build_scrape_config(settings: Settings) -> dict:
     iv = settings.intervals
-    targets = [{"targets": list(settings.exporter_targets)}]
+    targets = [{"targets": list(settings.exporter_targets), "labels": {"site": settings.site}}]
 
     def job(name: str, interval, params: dict) -> dict:
         # scrape_timeout may not exceed the interval; keep it just under so a slow scrape is dropped.
@@ -26,8 +30,8 @@ def build_scrape_config(settings: Settings) -> dict:
                 "static_configs": targets}
 
     jobs = [
-        job(ISP_JOB, iv.isp_scrape, {"role": ["isp"]}),
-        job(DEFAULT_JOB, iv.default_scrape, {"exclude_role": ["isp"]}),
+        job(ICMP_JOB, iv.isp_scrape, {"module": ["icmp"]}),
+        job(SNMP_JOB, iv.default_scrape, {"module": ["snmp"]}),
     ]
     if settings.inventory_url:
         exporter = settings.exporter_targets[0]
@@ -39,6 +43,7 @@ def build_scrape_config(settings: Settings) -> dict:
             "relabel_configs": [
                 {"source_labels": ["__address__"], "target_label": "__param_target"},
                 {"source_labels": ["__param_target"], "target_label": "instance"},
+                {"target_label": "site", "replacement": settings.site},
                 {"target_label": "__address__", "replacement": exporter},
             ],
         })
@@ -52,7 +57,7 @@ def scrape_problems(config: dict) -> list[str]:
     names = [j.get("job_name") for j in config.get("scrape_configs", [])]
     if len(set(names)) != len(names):
         out.append(f"duplicate job names in {names}")
-    for want in (ISP_JOB, DEFAULT_JOB):
+    for want in EXPORTER_JOBS:
         if want not in names:
             out.append(f"job {want!r} missing")
     for j in config.get("scrape_configs", []):

@@ -79,8 +79,11 @@ def render_annotation(template: str, labels: dict[str, str], value: float) -> st
             from datetime import UTC, datetime
             return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
         if m.group(1) == "humanizeDuration":
-            assert value < 1, "helper only renders sub-second durations"
-            return f"{value * 1000:.4g}ms"
+            if value < 1:
+                return f"{value * 1000:.4g}ms"
+            minutes, seconds = divmod(int(value), 60)
+            assert minutes < 60, "helper renders durations under an hour"
+            return f"{minutes}m {seconds}s" if minutes else f"{value:.4g}s"
         return f"{value:.{int(m.group(2))}f}"
 
     text = _IF_ROLE_RE.sub(lambda m: m.group(2) if labels.get("role") == m.group(1) else m.group(3), template)

@@ -74,10 +74,19 @@ def test_time_intervals_come_from_the_inventory(am_config):
     assert by_name["r2-sunday"] == [{"location": "UTC", "weekdays": ["sunday"]}]
 
 
-def test_critical_routing_is_fast(am_config):
-    leaf = route_for(am_config["route"], {"severity": "critical", "region": "R1", "branch": "Branch A"})
-    assert leaf["group_wait"] in ("0s", "1s", "2s")
-    assert "device" in leaf["group_by"]  # a second uplink going dark is not held back by group_interval
+def test_every_alert_is_its_own_group_and_waits_at_most_a_second(am_config):
+    # A new alert joining an existing group waits for group_interval; its own group only group_wait.
+    for severity in ("critical", "warning"):
+        leaf = route_for(am_config["route"], {"severity": severity, "region": "R1", "branch": "Branch A"})
+        assert leaf["group_wait"] in ("0s", "1s")
+        assert leaf["group_by"] == ["..."]
+
+
+def test_watchdog_goes_to_the_dead_mans_switch_and_is_never_muted(am_config):
+    leaf = route_for(am_config["route"], {"alertname": "Watchdog", "severity": "none", "branch": "Branch B",
+                                          "region": "R1"})
+    assert leaf["receiver"] == "wardops-null"  # no watchdog receiver in the default settings
+    assert "mute_time_intervals" not in leaf and leaf["repeat_interval"] == "1m"
 
 
 def test_every_inhibit_rule_requires_its_equal_labels(am_config):
@@ -85,7 +94,8 @@ def test_every_inhibit_rule_requires_its_equal_labels(am_config):
         for label in rule["equal"]:
             assert f'{label}=~".+"' in rule["source_matchers"]
             assert f'{label}=~".+"' in rule["target_matchers"]
-    assert len(am_config["inhibit_rules"]) == len(INHIBIT_RULES)
+    # The fixed rules, then one per (node, region) of the topology: R1 is the only region node.
+    assert len(am_config["inhibit_rules"]) == len(INHIBIT_RULES) + 1
 
 
 # --- live Alertmanager ------------------------------------------------------------------------

@@ -69,7 +69,7 @@ def _samples(now_ms: int) -> str:
         ("wardops_exporter_inventory_reload_success", exporter),
         ("wardops_exporter_inventory_reload_timestamp_seconds", exporter),
         ("wardops_exporter_build_info", {**exporter, "version": "0.1.0"}),
-        ("up", exporter), ("up", {**exporter, "job": "wardops_isp"}), ("scrape_duration_seconds", exporter),
+        ("up", exporter), ("up", {**exporter, "job": "wardops_icmp"}), ("scrape_duration_seconds", exporter),
         ("ALERTS", {"alertname": "DeviceDown", "alertstate": "firing", "device": "a-rtr1", "branch": "Branch A"}),
     ]
     for metric, labels in singles:
@@ -199,6 +199,13 @@ def scenario(vm):
             lines += [f"{series('wardops_icmp_up', labels)} {u} {ts}",
                       f"{series('wardops_icmp_status_changes_total', labels)} {c} {ts}",
                       f"{series('wardops_icmp_last_change_timestamp_seconds', labels)} {t0 + int(s)} {ts}"]
+    # Branch A's verdict as the exporter exports it: deciding for one step, then dark until 600 s.
+    branch = {"region": "R1", "branch": "Branch A", "job": "wardops_icmp", "instance": "127.0.0.1:9118"}
+    for i, v in enumerate(["1"] * 32 + ["-1"] + ["0"] * 27 + ["1"] * 40):
+        ts = (t0 + i * 10) * 1000
+        last = 0 if i < 32 else 320 if i == 32 else 330 if i < 60 else 600
+        lines += [f"{series('wardops_icmp_branch_up', {**branch, 'uplinks': 'a-isp1,a-isp2'})} {v} {ts}",
+                  f"{series('wardops_icmp_branch_last_change_timestamp_seconds', branch)} {t0 + last} {ts}"]
     req = urllib.request.Request(f"{base}/api/v1/import/prometheus", data="\n".join(lines).encode(), method="POST")
     urllib.request.urlopen(req, timeout=10).read()
     urllib.request.urlopen(f"{base}/internal/force_flush", timeout=10).read()
@@ -217,13 +224,15 @@ def firing(vm, expr: str, at: int) -> list[str]:
 @pytest.mark.parametrize("alert,severity,at,want", [
     ("DeviceDown", "warning", 310, ["a-atm2"]),
     ("DeviceFlapping", "warning", 350, []),  # two changes: not yet
-    ("DeviceFlapping", "warning", 370, ["a-atm2"]),
+    ("DeviceFlapping", "warning", 370, []),  # its branch is dark from 320 s: BranchDown says it
     ("DeviceDown", "warning", 370, []),  # suppressed while flapping
     ("DeviceFlapping", "warning", 680, ["a-atm2"]),
     ("DeviceFlapping", "warning", 700, []),  # stable: resolved
     ("IspLinkDown", "critical", 310, ["a-isp1"]),
-    ("IspLinkDown", "critical", 350, ["a-isp1", "a-isp2"]),
+    ("IspLinkDown", "critical", 324, []),  # both uplinks dark, the branch being decided
+    ("IspLinkDown", "critical", 350, []),  # the branch is dark: BranchDown says it
     ("BranchDown", "critical", 310, []),
+    ("BranchDown", "critical", 324, []),
     ("BranchDown", "critical", 350, ["Branch A"]),  # once for the branch
     ("BranchDown", "critical", 610, []),
     ("DeviceFlapping", "critical", 620, []),  # an outage and its recovery are not flapping
@@ -286,7 +295,8 @@ def test_vmalert_fires_isp_link_down_with_rendered_annotations(vm, notifications
         proc.wait(timeout=10)
     alert = next(a for a in received if a["labels"].get("alertname") == "IspLinkDown")
     labels = alert["labels"]
-    assert labels["device"] == "a-isp1" and labels["severity"] == "critical" and labels["alertgroup"] == "wardops-isp"
+    assert labels["device"] == "a-isp1" and labels["severity"] == "critical"
+    assert labels["alertgroup"] == "wardops-root-cause"
     rule = next(r for g in yaml.safe_load((REPO / "rules" / "alerts.yml").read_text())["groups"]
                 for r in g["rules"] if r.get("alert") == "IspLinkDown")
     assert alert["annotations"]["description"] == render_annotation(rule["annotations"]["description"], labels,

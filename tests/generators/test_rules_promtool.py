@@ -99,29 +99,84 @@ def run_promtool(rules_dir, name: str, input_series: list, alert_tests: list, ex
 UP_90 = "U" * 90
 
 
+def branch_series(region: str, branch: str, verdicts: str, uplinks: str = "", providers: str = "") -> list[dict]:
+    """wardops_icmp_branch_up and its last-change timestamp from one verdict per step:
+    'A' answers (1), 'D' dark (0), '?' deciding (-1)."""
+    value = {"A": "1", "D": "0", "?": "-1"}
+    since, last = [], 0
+    for i, v in enumerate(verdicts):
+        if i and v != verdicts[i - 1]:
+            last = i * STEP
+        since.append(str(last))
+    job = {"job": "wardops_icmp", "instance": "127.0.0.1:9118"}
+    labels = {"region": region, "branch": branch, **job}
+    return [{"series": series("wardops_icmp_branch_up", {**labels, "uplinks": uplinks, "providers": providers}),
+             "values": " ".join(value[v] for v in verdicts)},
+            {"series": series("wardops_icmp_branch_last_change_timestamp_seconds", labels),
+             "values": " ".join(since)}]
+
+
+A_UPLINKS = {"uplinks": "a-isp1,a-isp2", "providers": "Magti,Silknet"}
+
+
 def test_isp_down_then_branch_down_once_then_recovery(rules_dir, rule_index):
     isp1 = "U" * 30 + "D" * 30 + "U" * 30  # down 300-590 s
     isp2 = "U" * 32 + "D" * 28 + "U" * 30  # down 320-590 s
+    # The exporter's verdict: answers while one uplink is up, deciding for one step (the
+    # confirmation burst), then dark; answers again once an uplink is back.
+    verdict = "A" * 32 + "?" + "D" * 27 + "A" * 30
     inputs = (device_series("a-isp1", isp1) + device_series("a-isp2", isp2)
-              + device_series("a-rtr1", UP_90) + device_series("a-atm2", UP_90))
+              + device_series("a-rtr1", "U" * 33 + "D" * 27 + "U" * 30) + device_series("a-atm2", UP_90)
+              + branch_series("R1", "Branch A", verdict, **A_UPLINKS))
     e = lambda *a, **k: expect(rule_index, *a, **k)  # noqa: E731
+    branch = {"region": "R1", "branch": "Branch A", "job": "wardops_icmp", "instance": "127.0.0.1:9118",
+              **A_UPLINKS}
     alerts = [
         {"eval_time": "310s", "alertname": "IspLinkDown",
          "exp_alerts": [e("IspLinkDown", device_labels("a-isp1"), 300, "critical")]},
         {"eval_time": "310s", "alertname": "BranchDown", "exp_alerts": []},  # the other uplink is up
-        {"eval_time": "350s", "alertname": "IspLinkDown",
-         "exp_alerts": [e("IspLinkDown", device_labels("a-isp1"), 300, "critical"),
-                        e("IspLinkDown", device_labels("a-isp2"), 320, "critical")]},
-        # One alert for the branch, since the last uplink went dark.
-        {"eval_time": "350s", "alertname": "BranchDown",
-         "exp_alerts": [e("BranchDown", {"region": "R1", "branch": "Branch A"}, 320, "critical")]},
+        # Both uplinks dark, the branch still being decided: nothing new pages, not even the uplinks.
+        {"eval_time": "322s", "alertname": "IspLinkDown", "exp_alerts": []},
+        {"eval_time": "322s", "alertname": "BranchDown", "exp_alerts": []},
+        # Decided dark: one page for the branch, naming the uplinks and providers; no uplink or device page.
+        {"eval_time": "350s", "alertname": "BranchDown", "exp_alerts": [e("BranchDown", branch, 330, "critical")]},
+        {"eval_time": "350s", "alertname": "IspLinkDown", "exp_alerts": []},
         {"eval_time": "350s", "alertname": "DeviceDown", "exp_alerts": []},
+        {"eval_time": "350s", "alertname": "RegionDown", "exp_alerts": []},  # Branch B of R1 answers
         {"eval_time": "700s", "alertname": "IspLinkDown", "exp_alerts": []},
         {"eval_time": "700s", "alertname": "BranchDown", "exp_alerts": []},
+        {"eval_time": "700s", "alertname": "DeviceDown", "exp_alerts": []},
         # A down and an up within the window is an outage, not flapping.
         {"eval_time": "700s", "alertname": "DeviceFlapping", "exp_alerts": []},
     ]
     run_promtool(rules_dir, "isp_branch", inputs, alerts)
+
+
+def test_single_uplink_silent_while_the_branch_answers_is_isp_link_down(rules_dir, rule_index):
+    # Branch C: one uplink; it stops answering, the router behind it still answers.
+    inputs = (device_series("c-isp1", "U" * 30 + "D" * 30) + device_series("c-rtr1", "U" * 60))
+    alerts = [
+        {"eval_time": "310s", "alertname": "IspLinkDown",
+         "exp_alerts": [expect(rule_index, "IspLinkDown", device_labels("c-isp1"), 300, "critical")]},
+        {"eval_time": "310s", "alertname": "BranchDown", "exp_alerts": []},
+    ]
+    run_promtool(rules_dir, "isp_silent", inputs, alerts)
+
+
+def test_device_down_waits_out_the_recovery_hold_after_its_branch_was_dark(rules_dir, rule_index):
+    # Branch A dark 300-590 s; the ATM stays down after the branch answers again at 600 s.
+    verdict = "A" * 30 + "D" * 30 + "A" * 40
+    inputs = (device_series("a-isp1", "U" * 30 + "D" * 30 + "U" * 40)
+              + device_series("a-isp2", "U" * 30 + "D" * 30 + "U" * 40)
+              + device_series("a-atm2", "U" * 30 + "D" * 70) + device_series("a-rtr1", "U" * 100)
+              + branch_series("R1", "Branch A", verdict, **A_UPLINKS))
+    alerts = [
+        {"eval_time": "350s", "alertname": "DeviceDown", "exp_alerts": []},
+        {"eval_time": "640s", "alertname": "DeviceDown", "exp_alerts": []},  # within the 60 s hold
+        {"eval_time": "680s", "alertname": "DeviceDown",
+         "exp_alerts": [expect(rule_index, "DeviceDown", device_labels("a-atm2"), 300, "warning")]},
+    ]
+    run_promtool(rules_dir, "recovery_hold", inputs, alerts)
 
 
 def test_isp_detection_is_immediate_at_two_second_resolution(rules_dir, rule_index):
@@ -309,12 +364,19 @@ def test_latency_only_with_replies_and_per_device_override(rules_dir, rule_index
          "exp_alerts": [expect(rule_index, "HighLatency", device_labels("a-atm1"), 0.3, "warning", "250")]}])
 
 
-def test_branch_down_when_every_device_of_a_branch_without_isp_is_down(rules_dir, rule_index):
-    inputs = (device_series("b-rtr1", "U" * 30 + "D" * 30) + device_series("b-sw1", "U" * 31 + "D" * 29)
-              + device_series("c-rtr1", "U" * 30 + "D" * 30) + device_series("c-isp1", "U" * 60))
+def test_branch_without_uplinks_dark_is_one_branch_down(rules_dir, rule_index):
+    # Branch B has no ISP uplink: its verdict turns dark when both devices are DOWN (same round).
+    inputs = (device_series("b-rtr1", "U" * 31 + "D" * 29) + device_series("b-sw1", "U" * 31 + "D" * 29)
+              + branch_series("R1", "Branch B", "A" * 31 + "D" * 29)
+              + branch_series("R1", "Branch A", "A" * 60, **A_UPLINKS)
+              + device_series("c-rtr1", "U" * 60) + device_series("c-isp1", "U" * 60))
+    # Empty uplinks/providers labels are no labels at all.
+    branch = {"region": "R1", "branch": "Branch B", "job": "wardops_icmp", "instance": "127.0.0.1:9118"}
     alerts = [
+        {"eval_time": "300s", "alertname": "DeviceDown", "exp_alerts": []},
         {"eval_time": "350s", "alertname": "BranchDown",
-         "exp_alerts": [expect(rule_index, "BranchDown", {"region": "R1", "branch": "Branch B"}, 310, "critical")]},
+         "exp_alerts": [expect(rule_index, "BranchDown", branch, 310, "critical")]},
+        {"eval_time": "350s", "alertname": "DeviceDown", "exp_alerts": []},
     ]
     run_promtool(rules_dir, "branch_all_devices", inputs, alerts)
 
@@ -349,28 +411,59 @@ def test_snmp_alerts(rules_dir, rule_index):
 
 def test_exporter_alerts(rules_dir, rule_index):
     steps = 100
-    isp_up = {"job": "wardops_isp", "instance": "127.0.0.1:9118"}
-    other_up = {"job": "wardops", "instance": "127.0.0.1:9118"}
-    policy = {"job": "wardops", "instance": "127.0.0.1:9118", "policy": "default"}
+    icmp_up = {"job": "wardops_icmp", "instance": "127.0.0.1:9118"}
+    snmp_up = {"job": "wardops_snmp", "instance": "127.0.0.1:9118"}
+    probe_up = {"job": "wardops_probe", "instance": "198.18.1.1"}
+    policy = {"job": "wardops_icmp", "instance": "127.0.0.1:9118", "policy": "default"}
     inputs = [
-        {"series": series("up", isp_up), "values": "1x9 0x90"},
-        const("up", other_up, 1, steps),
+        {"series": series("up", icmp_up), "values": "1x9 0x90"},
+        const("up", snmp_up, 1, steps),
+        const("up", probe_up, 0, steps),  # a device's /probe failing is not the exporter down
         {"series": series("wardops_exporter_round_overruns_total", policy), "values": "0x49 0+1x50"},
         {"series": series("wardops_exporter_round_overruns_total", {**policy, "policy": "isp"}),
          "values": "0x98 1"},
-        {"series": series("wardops_exporter_inventory_reload_success", other_up), "values": "1x49 0x50"},
+        {"series": series("wardops_exporter_inventory_reload_success", snmp_up), "values": "1x49 0x50"},
     ]
     alerts = [
         {"eval_time": "110s", "alertname": "ExporterDown", "exp_alerts": []},  # pending (for: 30s)
         {"eval_time": "140s", "alertname": "ExporterDown",
-         "exp_alerts": [expect(rule_index, "ExporterDown", isp_up, 0, "critical")]},
+         "exp_alerts": [expect(rule_index, "ExporterDown", icmp_up, 0, "critical")]},
         {"eval_time": "990s", "alertname": "ProbeRoundOverrun",
          "exp_alerts": [expect(rule_index, "ProbeRoundOverrun", policy, 49, "warning")]},
         {"eval_time": "500s", "alertname": "InventoryReloadFailed", "exp_alerts": []},
         {"eval_time": "570s", "alertname": "InventoryReloadFailed",
-         "exp_alerts": [expect(rule_index, "InventoryReloadFailed", other_up, 0, "warning")]},
+         "exp_alerts": [expect(rule_index, "InventoryReloadFailed", snmp_up, 0, "warning")]},
+        {"eval_time": "570s", "alertname": "Watchdog", "exp_alerts": [expect(rule_index, "Watchdog", {}, 1, "none")]},
     ]
     run_promtool(rules_dir, "exporter", inputs, alerts)
+
+
+def test_the_exporter_cannot_go_blind_in_silence(rules_dir, rule_index):
+    exp = {"job": "wardops_icmp", "instance": "127.0.0.1:9118"}
+    inputs = [
+        # 40 targets, then the inventory is emptied at 600 s.
+        {"series": series("wardops_exporter_targets", {**exp, "policy": "default"}), "values": "40x59 0x60"},
+        # A held reload (the exporter keeps its targets) from 300 s to 500 s.
+        {"series": series("wardops_exporter_inventory_reload_held", exp), "values": "0x29 1x20 0x70"},
+        {"series": series("wardops_exporter_inventory_reload_success", exp), "values": "1x29 0x20 1x70"},
+        # Rounds complete every step until 900 s, then stop.
+        {"series": series("wardops_exporter_last_round_timestamp_seconds", {**exp, "policy": "default"}),
+         "values": "0+10x90 900x29"},
+    ]
+    held = expect(rule_index, "InventoryReloadHeld", exp, 1, "critical")
+    alerts = [
+        {"eval_time": "250s", "alertname": "InventoryReloadHeld", "exp_alerts": []},
+        {"eval_time": "400s", "alertname": "InventoryReloadHeld", "exp_alerts": [held]},
+        # Held, not failed: one page, not two.
+        {"eval_time": "400s", "alertname": "InventoryReloadFailed", "exp_alerts": []},
+        {"eval_time": "590s", "alertname": "ExporterTargetsDropped", "exp_alerts": []},
+        {"eval_time": "630s", "alertname": "ExporterTargetsDropped",
+         "exp_alerts": [expect(rule_index, "ExporterTargetsDropped", {"instance": exp["instance"]}, 0, "critical")]},
+        {"eval_time": "920s", "alertname": "ProbeRoundsStalled", "exp_alerts": []},
+        {"eval_time": "960s", "alertname": "ProbeRoundsStalled",
+         "exp_alerts": [expect(rule_index, "ProbeRoundsStalled", {**exp, "policy": "default"}, 60, "critical")]},
+    ]
+    run_promtool(rules_dir, "blind_in_silence", inputs, alerts)
 
 
 def test_availability_recording_rules(rules_dir, rule_index):

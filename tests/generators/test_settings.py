@@ -105,7 +105,7 @@ def test_defaults_without_a_settings_file():
     s = load_settings(None)
     assert s is DEFAULT_SETTINGS
     assert [(r.name, [h.url for h in r.webhooks]) for r in s.receivers] == [("default", ["http://127.0.0.1:9095/"])]
-    assert (s.intervals.isp_eval.seconds, s.intervals.isp_scrape.seconds) == (1, 2)
+    assert (s.intervals.isp_eval.seconds, s.intervals.isp_scrape.seconds) == (1, 1)
     assert s.routing.critical_group_wait.seconds <= 2
 
 
@@ -155,8 +155,8 @@ def test_settings_reach_rules_and_scrape_config():
     files = generate_files(inv, load_settings(TESTDATA / "generators" / "settings-full.yml"), "inv.yml")
     rules = files["rules/alerts.yml"]
     assert 'increase(wardops_icmp_status_changes_total{role!="isp"}[5m]) >= 4' in rules  # flap_changes: 4
-    assert "* 100 > 3 and on(device)" in rules  # loss_percent: 3
-    assert "> 0.15 and on(device)" in rules  # latency_ms: 150
+    assert "* 100 > 3 and on(site, device)" in rules  # loss_percent: 3
+    assert "> 0.15 and on(site, device)" in rules  # latency_ms: 150
     assert "https://wiki.bank.example/wardops/runbooks#isplinkdown" in rules
     assert "interval: 15s" in rules
     scrape = files["vmagent/scrape.yml"]

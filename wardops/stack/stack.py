@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from generators.flags import read_args
 from wardops.stack import defaults
 from wardops.stack.process import Daemon, StackError
 
@@ -101,8 +102,12 @@ class Stack:
             cfg = s.config_dir.resolve()
             rules = sorted((cfg / "rules").glob("*.yml")) + sorted((cfg / "rules").glob("*.yaml"))
             files = {"scrape": [cfg / "vmagent" / "scrape.yml"], "rules": rules,
-                     "alertmanager": [cfg / "alertmanager" / "alertmanager.yml"]}
+                     "alertmanager": [cfg / "alertmanager" / "alertmanager.yml"],
+                     # The flags the generated rules' latency depends on (generators/flags.py).
+                     "flags": sorted((cfg / "flags").glob("*.args"))}
             missing = [str(p) for paths in files.values() for p in paths if not p.exists()]
+            if not files["flags"]:
+                missing.append(str(cfg / "flags" / "*.args"))
             if not rules:
                 missing.append(str(cfg / "rules" / "*.yml"))
             if missing:
@@ -126,6 +131,13 @@ class Stack:
         s, p, d = self.settings, self.settings.ports, self.dir
         files = files if files is not None else self._recorded_files()
         vm_url = s.url(p.victoria_metrics)
+        generated = {f.stem: read_args(f.read_text()) for f in files.get("flags", ()) if f.exists()}
+
+        def flags(name: str, own: list[str]) -> list[str]:
+            """The generated flags of `name` win over the stack's own value of the same flag."""
+            theirs = generated.get(name, [])
+            keys = {f.split("=", 1)[0] for f in theirs}
+            return [f for f in own if f.split("=", 1)[0] not in keys] + theirs
 
         def listen(port: int) -> str:
             return f"{s.host}:{port}"
@@ -140,24 +152,24 @@ class Stack:
             out["webhook"] = daemon("webhook", [
                 sys.executable, "-m", "wardops.stack.webhook", f"--listen={listen(p.webhook)}",
                 f"--output={d / 'notifications.jsonl'}"], s.url(p.webhook) + "/-/healthy")
-        out["victoria-metrics"] = daemon("victoria-metrics", [
+        out["victoria-metrics"] = daemon("victoria-metrics", flags("victoria-metrics", [
             find_binary("victoria-metrics"), f"-httpListenAddr={listen(p.victoria_metrics)}",
             f"-storageDataPath={d / 'data' / 'victoria-metrics'}", f"-retentionPeriod={s.retention}",
             f"-search.latencyOffset={s.latency_offset}",
-        ], vm_url + "/health")
+        ]), vm_url + "/health")
         out["alertmanager"] = daemon("alertmanager", [
             find_binary("alertmanager"), f"--config.file={files['alertmanager'][0]}",
             f"--storage.path={d / 'data' / 'alertmanager'}", f"--web.listen-address={listen(p.alertmanager)}",
             f"--web.external-url={s.url(p.alertmanager)}",
             "--cluster.listen-address=",  # a single local instance: no gossip port
         ], s.url(p.alertmanager) + "/-/ready")
-        out["vmagent"] = daemon("vmagent", [
+        out["vmagent"] = daemon("vmagent", flags("vmagent", [
             find_binary("vmagent"), f"-httpListenAddr={listen(p.vmagent)}",
             f"-promscrape.config={files['scrape'][0]}", f"-remoteWrite.url={vm_url}/api/v1/write",
             f"-remoteWrite.tmpDataPath={d / 'data' / 'vmagent'}",
             f"-promscrape.httpSDCheckInterval={s.sd_check_interval}",
-        ], s.url(p.vmagent) + "/health")
-        out["vmalert"] = daemon("vmalert", [
+        ]), s.url(p.vmagent) + "/health")
+        out["vmalert"] = daemon("vmalert", flags("vmalert", [
             find_binary("vmalert"), f"-httpListenAddr={listen(p.vmalert)}",
             *[f"-rule={r}" for r in files["rules"]],
             f"-datasource.url={vm_url}", f"-notifier.url={s.url(p.alertmanager)}",
@@ -167,7 +179,7 @@ class Stack:
             # Aligning the query time down to the interval would cost up to one interval of latency.
             "-datasource.queryTimeAlignment=false",
             f"-external.url={s.url(p.vmalert)}",
-        ], s.url(p.vmalert) + "/health")
+        ]), s.url(p.vmalert) + "/health")
         return {name: out[name] for name in ORDER if name in out}
 
     def _recorded_files(self) -> dict[str, list[Path]]:

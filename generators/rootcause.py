@@ -1,0 +1,191 @@
+"""PromQL for "one page per root cause": which level is dark, and what each lower alert must be
+suppressed by. Every expression is self-contained (no recording rule feeds another rule): vmalert
+writes recording results back through VictoriaMetrics, where they become visible only after the
+storage's latency offset, so a chained rule would see the cause a second or more after its
+symptom and page the symptom first.
+
+Series used (docs/root-cause.md): wardops_icmp_up / wardops_icmp_last_change_timestamp_seconds per
+device, wardops_icmp_branch_up (1 answers, 0 dark, -1 deciding) per branch,
+wardops_probe_site_canary_up per canary; `site` comes from vmagent's target label.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from generators.output import regex_escape
+from generators.topology import BranchKey, Model, Node
+
+UP = "wardops_icmp_up"
+SINCE = "wardops_icmp_last_change_timestamp_seconds"
+BRANCH_UP = "wardops_icmp_branch_up"
+BRANCH_SINCE = "wardops_icmp_branch_last_change_timestamp_seconds"
+CANARY_UP = "wardops_probe_site_canary_up"
+# A share of the site dark counts as "the probe site is blind" only with at least this many dark
+# units: one or two devices of a tiny inventory are not a site outage.
+BLIND_MIN_UNITS = 3
+
+
+def quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def regex(values: Iterable[str]) -> str:
+    # PromQL string: escape RE2 metacharacters first, then the backslashes for the string literal.
+    return quote("|".join(regex_escape(v) for v in sorted(set(values))))
+
+
+def covered(model: Model) -> list[BranchKey]:
+    return sorted({k for n in model.nodes for k in n.branches})
+
+
+def outside_nodes(model: Model, metric: str, extra: Iterable[str] = ()) -> str:
+    """`metric` for every branch no node covers (including ones unknown at generation time)."""
+    extra = list(extra)
+    base = metric + ("{" + ", ".join(extra) + "}" if extra else "")
+    keys = covered(model)
+    if not keys:
+        return base
+    return f"({base} unless on(site, region, branch) {union(metric, selectors(model, keys, extra))})"
+
+
+def selectors(model: Model, keys: Iterable[BranchKey], extra: Iterable[str] = ()) -> list[str]:
+    """Label matchers covering exactly `keys`, one selector per region (a whole region by name)."""
+    by_region: dict[str, set[str]] = defaultdict(set)
+    for region, branch in keys:
+        by_region[region].add(branch)
+    all_of: dict[str, set[str]] = defaultdict(set)
+    for region, branch in model.branches:
+        all_of[region].add(branch)
+    out = []
+    for region, branches in sorted(by_region.items()):
+        matchers = [*extra, f"region={quote(region)}"]
+        if branches != all_of[region]:
+            matchers.append(f"branch=~{regex(branches)}")
+        out.append("{" + ", ".join(matchers) + "}")
+    return out
+
+
+def union(metric: str, sels: list[str], cond: str = "") -> str:
+    parts = [f"{metric}{s}{cond}" for s in sels]
+    return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+
+
+def node_dark(model: Model, node: Node, deciding: bool = False) -> str:
+    """{site} series present while every branch behind `node` is dark: branches with a verdict by
+    wardops_icmp_branch_up == 0, branches without one (a lone device, uplinks only) by all their
+    devices DOWN. With `deciding`, a verdict still being decided (-1) counts as dark: what the
+    lower levels are held back by, so a branch decided half a second before its neighbours behind
+    the same core does not page on its own."""
+    verdict = [k for k in node.branches if model.branches[k].has_verdict]
+    plain = [k for k in node.branches if not model.branches[k].has_verdict]
+    terms = []
+    if verdict:
+        cond = " <= 0" if deciding else " == 0"
+        terms.append(f"count by (site) ({union(BRANCH_UP, selectors(model, verdict), cond)}) >= {len(verdict)}")
+    if plain:
+        n = sum(len(model.branches[k].devices) for k in plain)
+        terms.append(f"count by (site) ({union(UP, selectors(model, plain), ' == 0')}) >= {n}")
+    return " and on(site) ".join(f"({t})" for t in terms)
+
+
+def held(expr: str, hold: str) -> str:
+    """`expr` now, or at any second within the last `hold` (its latest step may be a second old,
+    hence `expr` itself too)."""
+    return f"({expr}) or max_over_time(({expr})[{hold}:1s])"
+
+
+def share_term(metric: str, selector: str, share: float) -> str:
+    dark = f"count by (site) ({metric}{selector} == 0)"
+    total = f"count by (site) ({metric}{selector})"
+    return f"({dark} >= {share:g} * {total}) >= {BLIND_MIN_UNITS}"
+
+
+def blind_share(configured: float, largest_unit: int, total: int) -> float | None:
+    """The share at which darkness means the probe site itself: never reachable by the largest
+    single upstream/region (or branch) going dark on its own. None: no share can tell them apart
+    (one region holds everything), so only the canaries can."""
+    if total < BLIND_MIN_UNITS:
+        return None
+    share = max(configured, (largest_unit + 1) / total)
+    return share if share <= 1 else None
+
+
+def probe_site_blind(model: Model, configured_share: float) -> str:
+    """{site} series while the probe site is blind: every canary DOWN, or a share of its ISP
+    uplinks / branches / devices dark that no single upstream or region reaches."""
+    terms = [f"(count by (site) ({CANARY_UP} == 0) >= count by (site) ({CANARY_UP}))"]
+    tops = model.top_nodes()
+    covered = {k for n in tops for k in n.branches}
+    infos = model.branches
+
+    def largest(unit_count) -> int:
+        sizes = [sum(unit_count(infos[k]) for k in n.branches) for n in tops]
+        sizes += [unit_count(infos[k]) for k in infos if k not in covered]
+        return max(sizes, default=0)
+
+    for metric, selector, count in (
+        (UP, '{role="isp"}', lambda b: len(b.uplinks)),
+        (BRANCH_UP, "", lambda b: 1 if b.has_verdict else 0),
+        (UP, "", lambda b: len(b.devices)),
+    ):
+        total = sum(count(b) for b in infos.values())
+        share = blind_share(configured_share, largest(count), total)
+        if share is not None:
+            terms.append(share_term(metric, selector, share))
+    return " or ".join(terms)
+
+
+def chain_groups(model: Model) -> dict[tuple[str, ...], list[BranchKey]]:
+    """Branches grouped by the nodes they sit behind (one rule per group, never per branch)."""
+    out: dict[tuple[str, ...], list[BranchKey]] = defaultdict(list)
+    for key in model.branches:
+        out[tuple(n.name for n in model.chain(key))].append(key)
+    return dict(sorted(out.items()))
+
+
+def suppressed(model: Model, chain: tuple[str, ...], hold: str, branch_level: bool) -> str:
+    """The `unless` suffix of an alert below the branch level (branch_level=False) or of
+    BranchDown itself (True): a node above dark, the branch not answering. (The probe site
+    being blind is applied once to the whole rule: `site_quiet`.)"""
+    out = []
+    if not branch_level:
+        # -1 (deciding) and 0 (dark) both hold the alert back; no series (no verdict) does not.
+        out.append(f"unless on(site, region, branch) ({BRANCH_UP} != 1)")
+        out.append(f"unless on(site, region, branch) max_over_time(({BRANCH_UP} == 0)[{hold}:1s])")
+    nodes = {n.name: n for n in model.nodes}
+    for name in chain:
+        out.append(f"unless on(site) ({held(node_dark(model, nodes[name], deciding=True), hold)})")
+    return " ".join(out)
+
+
+def site_quiet(expr: str, blind: str, hold: str) -> str:
+    return f"({expr}) unless on(site) ({held(blind, hold)})"
+
+
+def per_chain(model: Model, part) -> str | None:
+    """One expression over every chain group, `part(chain, keys)` each (None: nothing there), so
+    each alert stays one rule (promtool rejects two rules with the same name and labels).
+
+    The group behind no node is called with keys=None: "every branch no node covers", so a branch
+    or region that appears after the rules were generated (added through the inventory service)
+    still pages, at its own level."""
+    groups = chain_groups(model)
+    groups.setdefault((), [])
+    parts = [p for chain, keys in groups.items() if (p := part(chain, keys if chain else None))]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
+
+
+def node_rules(model: Model, blind: str, hold: str) -> list[tuple[Node, str]]:
+    """(node, expr) for UpstreamDown / RegionDown: dark, unless a node above it is dark too."""
+    out = []
+    for node in model.nodes:
+        expr = f"({node_dark(model, node)})"
+        for upper in model.above(node):
+            expr += f" unless on(site) ({held(node_dark(model, upper, deciding=True), hold)})"
+        expr += f" unless on(site) ({held(blind, hold)})"
+        out.append((node, expr))
+    return out
