@@ -225,15 +225,22 @@ table inet {NFT_TABLE} {{
         """Probe-site blackout: nothing the prober sends is answered, canaries included; the
         target namespace (and its down set) is untouched, so `site_up()` restores exactly the
         state before."""
-        _run(self.probe_argv(["nft", "-f", "-"]),
-             f"flush chain inet {NFT_TABLE} site\nadd rule inet {NFT_TABLE} site drop\n")
+        self._site(f"flush chain inet {NFT_TABLE} site\nadd rule inet {NFT_TABLE} site drop\n")
 
     def site_up(self) -> None:
-        _run(self.probe_argv(["nft", "-f", "-"]), f"flush chain inet {NFT_TABLE} site\n")
+        self._site(f"flush chain inet {NFT_TABLE} site\n")
 
     def site_is_down(self) -> bool:
-        proc = _run(self.probe_argv(["nft", "-j", "list", "chain", "inet", NFT_TABLE, "site"]))
+        proc = _run(self.probe_argv(["nft", "-j", "list", "chain", "inet", NFT_TABLE, "site"]), check=False)
+        if proc.returncode != 0:  # a lab created before the site chain existed: never blacked out
+            return False
         return any("rule" in item for item in json.loads(proc.stdout).get("nftables", []))
+
+    def _site(self, script: str) -> None:
+        proc = _run(self.probe_argv(["nft", "-f", "-"]), script, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"lab {self.name}: no probe-site chain in {self.probe_ns} (a lab created by an "
+                           f"older wardops? destroy and create it again): {proc.stderr.strip()}")
 
     def _elements(self, verb: str, base: str, ips: Iterable[str]) -> None:
         by_family: dict[int, list[str]] = {4: [], 6: []}
