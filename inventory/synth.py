@@ -145,8 +145,8 @@ def synth_bank_inventory(devices: int = 875, seed: int = 1, snmp_share: float = 
     if topology:
         cores = tuple(Upstream(name=f"core-{region.lower()}", devices=(f"{region.lower()}-core1",),
                                upstream="dc", regions=(region,)) for region, _ in regions)
-        topo = Topology(upstreams=(Upstream(name="dc", devices=("hq-core1", "hq-core2"), branches=(dc_branch,)),
-                                   *cores))
+        dc = Upstream(name="dc", devices=("hq-core1", "hq-core2"), branches=(dc_branch,))
+        topo = Topology(upstreams=tuple(sorted((dc, *cores), key=lambda u: u.name)))  # as the loader orders them
     return Inventory(devices=tuple(out), snmp_profiles=MappingProxyType(profiles), topology=topo,
                      source=f"synth-bank:{seed}")
 
