@@ -33,6 +33,8 @@ class Exporter:
                  config_path: str | None = None):
         self.source = source
         self.config = config
+        if hasattr(source, "configure"):  # fetch limits, shrink hold and secret policy come from the config
+            source.configure(config)
         self.config_path = config_path  # re-read on reload (SIGHUP, POST /-/reload)
         self.config_success = 1
         self.netns = netns
@@ -190,6 +192,8 @@ class Exporter:
         if new == self.config:
             return True, "config unchanged"
         self.config = new
+        if hasattr(self.source, "configure"):
+            self.source.configure(new)
         if self.loop is not None:
             asyncio.run_coroutine_threadsafe(self._reconfigure(new), self.loop).result(30)
         self.log.info('msg="config reloaded" file=%s policies="%s"', self.config_path, ",".join(new.policies))
@@ -246,7 +250,14 @@ class Exporter:
     def _self_samples(self):
         out = [("wardops_exporter_build_info", f'{{version="{__version__}"}}', 1),
                ("wardops_exporter_config_reload_success", "", self.config_success),
-               ("wardops_exporter_inventory_reload_success", "", self.reload_success)]
+               ("wardops_exporter_inventory_reload_success", "", self.reload_success),
+               ("wardops_exporter_inventory_devices", "", len(self.devices))]
+        if hasattr(self.source, "self_samples"):
+            out.extend(self.source.self_samples())
+        # Leak watch (bench/soak.py): both must stay flat over hours of reloads and flapping.
+        out.append(("wardops_exporter_threads", "", threading.active_count()))
+        if self.loop is not None and not self.loop.is_closed():
+            out.append(("wardops_exporter_asyncio_tasks", "", len(asyncio.all_tasks(self.loop))))
         if self.reload_timestamp:
             out.append(("wardops_exporter_inventory_reload_timestamp_seconds", "", self.reload_timestamp))
         rt = self.runtime

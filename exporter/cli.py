@@ -8,9 +8,10 @@ import sys
 import time
 
 from exporter.app import Exporter, StartupError
-from exporter.config import ConfigError, load_config
+from exporter.config import ConfigError, SecretsSettings, load_config, loads_config
 from exporter.targets import Shard, open_source
 from exporter.web import WebServer, parse_listen
+from exporter.webconfig import WebConfigError, load_web_config
 from inventory.errors import report_problems
 
 
@@ -21,6 +22,14 @@ def configure(parser) -> None:
                         help="read token for an inventory service that requires one (re-read on every poll)")
     parser.add_argument("--config.file", dest="config_file", metavar="FILE", help="exporter config YAML")
     parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9118", metavar="HOST:PORT")
+    parser.add_argument("--web.enable-lifecycle", dest="web_lifecycle", action="store_true",
+                        help="allow POST /-/reload over HTTP (SIGHUP always reloads)")
+    parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",
+                        help="TLS and basic auth, exporter-toolkit format (tls_server_config, basic_auth_users)")
+    parser.add_argument("--secrets.directory", dest="secrets_dir", metavar="DIR",
+                        help="SNMP *_file references from the inventory must resolve inside DIR (wins over the config)")
+    parser.add_argument("--secrets.env-prefix", dest="secrets_env_prefix", metavar="PREFIX",
+                        help="SNMP *_env references from the inventory must start with PREFIX (wins over the config)")
     parser.add_argument("--shard", metavar="i/n", help="probe only the branches with shard_of(region/branch, n) == i (a branch stays whole)")
     parser.add_argument("--netns", metavar="NAME", help="probe from inside this network namespace")
     parser.add_argument("--log.level", dest="log_level", default="info",
@@ -41,6 +50,16 @@ def setup_logging(level: str) -> logging.Logger:
     log.setLevel(level.upper())
     log.propagate = False
     return log
+
+
+def secrets_flags(args) -> SecretsSettings | None:
+    """--secrets.directory / --secrets.env-prefix, validated like the config file's `secrets:`."""
+    if args.secrets_dir is None and args.secrets_env_prefix is None:
+        return None
+    import json
+
+    fields = {k: v for k, v in (("directory", args.secrets_dir), ("env_prefix", args.secrets_env_prefix)) if v}
+    return loads_config(f"secrets: {json.dumps(fields)}\n", "--secrets.* flags").secrets
 
 
 def run(args) -> int:
@@ -67,7 +86,17 @@ def run(args) -> int:
     except ValueError as exc:
         print(f"wardops exporter: {exc}", file=sys.stderr)
         return 2
+    try:
+        web_config = load_web_config(args.web_config) if args.web_config else None
+        secrets = secrets_flags(args)
+    except (WebConfigError, ConfigError) as exc:
+        for p in exc.problems:
+            print(p, file=sys.stderr)
+        return 1
+    for key in web_config.ignored if web_config else ():
+        log.warning('msg="web config key has no effect here" file=%s key=%s', args.web_config, key)
     source = open_source(args.inventory, cfg.inventory.timeout, args.inventory_token_file)
+    source.secrets_override = secrets
     exporter = Exporter(source, cfg, netns=args.netns, shard=shard, log=log, config_path=args.config_file)
     ok, message = exporter.refresh(force=True)
     if not ok and not args.inventory.startswith(("http://", "https://")):
@@ -79,10 +108,10 @@ def run(args) -> int:
         print(f"wardops exporter: {exc}", file=sys.stderr)
         return 1
     try:
-        web = WebServer(exporter, host, port).start()
-    except OSError as exc:
+        web = WebServer(exporter, host, port, lifecycle=args.web_lifecycle, web_config=web_config).start()
+    except OSError as exc:  # includes ssl.SSLError for an unusable certificate or key
         exporter.stop()
-        print(f"wardops exporter: cannot listen on {args.listen}: {exc.strerror}", file=sys.stderr)
+        print(f"wardops exporter: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     log.info('msg="listening" address=%s:%d inventory=%s netns=%s shard=%s', host, web.port,
              args.inventory, args.netns or "-", args.shard or "-")

@@ -48,24 +48,6 @@ ICMP_FAMILIES = (
            DEVICE),
 )
 
-# -- ICMP, per branch and per probe-site canary (exporter/icmp/component.py) ----------------------------
-ICMP_SITE_FAMILIES = (
-    Family("wardops_icmp_branch_up", "gauge",
-           "1 if the branch answers (some probed device UP), 0 if observed dark (every probed device DOWN), "
-           "-1 while deciding (confirmation burst running, or no device decided yet).",
-           ("region", "branch", "uplinks", "providers")),
-    Family("wardops_icmp_branch_last_change_timestamp_seconds", "gauge",
-           "When the branch's current wardops_icmp_branch_up value began (UTC epoch).", ("region", "branch")),
-    Family("wardops_probe_site_canary_up", "gauge",
-           "1 if the probe site's canary address answers ICMP (fastest policy, hysteresis-filtered), 0 if DOWN.",
-           ("canary",)),
-)
-ICMP_BURST_FAMILIES = (
-    Family("wardops_icmp_confirmation_bursts_total", "counter",
-           "Confirmation bursts started (per branch: every ISP uplink failed a round, or one answered again)."),
-    Family("wardops_icmp_burst_rounds_total", "counter", "Batched confirmation-burst probe rounds run."),
-)
-
 # -- SNMP, per device and interface ------------------------------------------------------------------
 # (family, interface column it exports) for the per-interface counters; the column names are
 # exporter/snmp/oids.py's (agents without 64-bit counters feed the ifHC* columns from 32-bit ones).
@@ -126,6 +108,15 @@ SELF_FAMILIES = (
     Family("wardops_exporter_inventory_reload_success", "gauge", "1 if the last inventory (re)load succeeded."),
     Family("wardops_exporter_inventory_reload_timestamp_seconds", "gauge",
            "When the inventory was last loaded successfully (UTC epoch)."),
+    Family("wardops_exporter_inventory_devices", "gauge", "Devices of the inventory set in use (after --shard)."),
+    Family("wardops_exporter_inventory_reload_held", "gauge",
+           "1 while an inventory answer removing more than inventory.max_drop_share of the devices is held."),
+    Family("wardops_exporter_inventory_held_removals", "gauge", "Devices the held inventory answer would remove."),
+    Family("wardops_exporter_threads", "gauge", "Threads of the exporter process."),
+    Family("wardops_exporter_asyncio_tasks", "gauge", "Unfinished asyncio tasks on the probing loop."),
+    Family("wardops_exporter_secret_refusals_total", "counter",
+           "SNMP secret references refused by the exporter's secrets policy, per profile and inventory answer loaded.",
+           ("profile",)),
 )
 
 # -- /probe answers (blackbox_exporter's names, so existing probe dashboards read them) -------------
@@ -151,9 +142,30 @@ PROBE_SNMP_FAMILIES = (
     Family("probe_snmp_error", "gauge", "1 for the kind of error of the failed poll.", ("error",)),
 )
 
+# -- ICMP, per branch and per probe site (docs/root-cause.md) -----------------------------------------
+BRANCH = ("region", "branch")
+SITE_FAMILIES = (
+    Family("wardops_icmp_branch_up", "gauge",
+           "1 if the branch answers (some probed device UP), 0 if observed dark (every probed device DOWN), "
+           "-1 while deciding (confirmation burst running, or no device decided yet).",
+           (*BRANCH, "uplinks", "providers")),
+    Family("wardops_icmp_branch_last_change_timestamp_seconds", "gauge",
+           "When the branch's current wardops_icmp_branch_up value began (UTC epoch).", BRANCH),
+    Family("wardops_probe_site_canary_up", "gauge",
+           "1 if the probe site's canary address answers ICMP (fastest policy, hysteresis-filtered), 0 if DOWN.",
+           ("canary",)),
+)
+BURST_FAMILIES = (
+    Family("wardops_icmp_confirmation_bursts_total", "counter",
+           "Confirmation bursts started (per branch: every ISP uplink failed a round, or one answered again)."),
+    Family("wardops_icmp_burst_rounds_total", "counter", "Batched confirmation-burst probe rounds run."),
+)
+
 # -- every fixed family, by name -----------------------------------------------------------------------
 AREAS = {
-    "icmp": ICMP_FAMILIES + ICMP_SITE_FAMILIES + ICMP_BURST_FAMILIES,
+    "icmp": ICMP_FAMILIES,
+    "site": SITE_FAMILIES,
+    "burst": BURST_FAMILIES,
     "snmp": SNMP_FAMILIES,
     "self": SELF_FAMILIES,
     "probe": PROBE_FAMILIES,
@@ -162,6 +174,6 @@ AREAS = {
 }
 FAMILIES = {f.name: f for area in AREAS.values() for f in area}
 # What /metrics serves (the /probe families are answers to one probe, not scraped series).
-METRICS = frozenset(f.name for area in (ICMP_FAMILIES, ICMP_SITE_FAMILIES, ICMP_BURST_FAMILIES, SNMP_FAMILIES,
+METRICS = frozenset(f.name for area in (ICMP_FAMILIES, SITE_FAMILIES, BURST_FAMILIES, SNMP_FAMILIES,
                                         SELF_FAMILIES) for f in area)
 

@@ -3,12 +3,20 @@
 Why not an asyncio server on the probing loop: a scrape of 10k devices writes ~10 MB; doing that
 on the loop would delay reply reads (and a slow scraper could stall probing). The scrape itself only
 joins pre-rendered bytes, so a thread per connection is cheap, and the standard library suffices.
+
+Bounds, because the default listen address is 0.0.0.0: at most `max_connections` (64) connections are
+served at once (further ones wait in the kernel's accept backlog, costing no thread), and a connection
+that sends nothing for `IDLE_TIMEOUT` seconds is closed, so 400 idle clients hold at most 64 threads
+for at most 15 s each. `POST /-/reload` needs --web.enable-lifecycle (as in Prometheus). TLS and basic
+auth come from --web.config.file (exporter/webconfig.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import ssl
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +24,12 @@ from urllib.parse import parse_qs, urlsplit
 
 from exporter.exposition import CONTENT_TYPE, MODULES
 from exporter.probers import PROBERS, ProbeRefused, ProbeResult, get_prober, render_probe
+from exporter.webconfig import WebConfig
+
+IDLE_TIMEOUT = 15.0  # seconds without a byte from the client (Prometheus scrapes keep-alive; it reconnects)
+MAX_CONNECTIONS = 64
+# A client closing early (scrape timeout, curl ^C, port scanner) is routine: one log line, no traceback.
+CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, ssl.SSLError)
 
 INDEX = b"""<html><head><title>wardops exporter</title></head><body><h1>wardops exporter</h1>
 <p><a href="/metrics">/metrics</a> (?role=isp, ?exclude_role=isp, ?module=icmp|snmp) &middot;
@@ -26,8 +40,11 @@ INDEX = b"""<html><head><title>wardops exporter</title></head><body><h1>wardops 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    exporter = None  # set by make_server
+    exporter = None  # set by WebServer
+    web_config: WebConfig = WebConfig()
+    lifecycle = False  # --web.enable-lifecycle
     server_version = "wardops-exporter"
+    timeout = IDLE_TIMEOUT  # socket timeout of every read and write on the connection
 
     def log_message(self, fmt, *args):  # access logs would cost more than the scrape itself
         pass
@@ -36,6 +53,8 @@ class _Handler(BaseHTTPRequestHandler):
               encoding: str | None = None):
         chunks = body if isinstance(body, list) else [body]
         self.send_response(status)
+        for name, value in self.web_config.headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         if encoding:
             self.send_header("Content-Encoding", encoding)
@@ -48,7 +67,25 @@ class _Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.do_GET()
 
+    def _authorized(self) -> bool:
+        """Basic auth from the web config (none configured: everyone); a 401 is sent when refused."""
+        if self.web_config.authorized(self.headers.get("Authorization")):
+            return True
+        body = b"Unauthorized\n"
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", 'Basic realm="wardops exporter"')
+        for name, value in self.web_config.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return False
+
     def do_GET(self):
+        if not self._authorized():
+            return None
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         if url.path == "/metrics":
@@ -80,8 +117,18 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, b"not found\n")
 
     def do_POST(self):
-        if urlsplit(self.path).path != "/-/reload":
+        if not self._authorized():
+            return None
+        url = urlsplit(self.path)
+        if url.path != "/-/reload":
             return self._send(404, b"not found\n")
+        if not self.lifecycle:
+            return self._send(403, b"Lifecycle API is not enabled (start with --web.enable-lifecycle; "
+                                   b"SIGHUP reloads too)\n")
+        if parse_qs(url.query).get("force", [""])[-1] in ("1", "true"):
+            accept = getattr(self.exporter.source, "accept_held", None)
+            if accept is not None:  # apply an answer held for dropping too many devices
+                accept()
         ok, message = self.exporter.reload()
         return self._send(200 if ok else 500, f"{message}\n".encode())
 
@@ -112,11 +159,81 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(200, render_probe(resolved, result, time.monotonic() - started), CONTENT_TYPE)
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, at most `max_connections` at once; TLS handshakes in that thread."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, address, handler, *, ssl_context: ssl.SSLContext | None, max_connections: int,
+                 log: logging.Logger, idle_timeout: float):
+        super().__init__(address, handler)
+        self.ssl_context = ssl_context
+        self.idle_timeout = idle_timeout
+        self.log = log
+        self._slots = threading.BoundedSemaphore(max_connections)
+        self._closing = False
+
+    def process_request(self, request, client_address):
+        # Waiting here (not accepting) leaves further clients in the kernel backlog, costing no thread.
+        while not self._slots.acquire(timeout=0.5):
+            if self._closing:
+                self.shutdown_request(request)
+                return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:  # no thread started: give the slot back
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            request.settimeout(self.idle_timeout)  # bounds the TLS handshake too
+            if self.ssl_context is not None:
+                try:
+                    request = self.ssl_context.wrap_socket(request, server_side=True)
+                except (OSError, ssl.SSLError) as exc:
+                    self._client_gone(client_address, exc, "tls handshake")
+                    with contextlib.suppress(OSError):
+                        request.close()
+                    return
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        exc = sys.exc_info()[1]
+        if isinstance(exc, CLIENT_GONE):  # socket.timeout is TimeoutError
+            self._client_gone(client_address, exc, "request")
+        else:  # a bug: one line with the cause; the traceback only at debug level
+            self.log.error('msg="http request failed" client=%s err="%s: %s"', _peer(client_address),
+                           exc.__class__.__name__, str(exc).replace('"', "'"))
+            self.log.debug("http request failure", exc_info=exc)
+
+    def _client_gone(self, client_address, exc: BaseException, phase: str) -> None:
+        self.log.info('msg="client went away" client=%s phase="%s" err=%s', _peer(client_address), phase,
+                      exc.__class__.__name__)
+
+
+def _peer(address) -> str:
+    try:
+        return f"{address[0]}:{address[1]}"
+    except (TypeError, IndexError):
+        return str(address)
+
+
 class WebServer:
-    def __init__(self, exporter, host: str, port: int):
-        handler = type("Handler", (_Handler,), {"exporter": exporter})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+    def __init__(self, exporter, host: str, port: int, *, lifecycle: bool = False,
+                 web_config: WebConfig | None = None, max_connections: int = MAX_CONNECTIONS,
+                 idle_timeout: float = IDLE_TIMEOUT):
+        web_config = web_config or WebConfig()
+        handler = type("Handler", (_Handler,), {"exporter": exporter, "lifecycle": lifecycle,
+                                                "web_config": web_config, "timeout": idle_timeout})
+        self.httpd = _Server((host, port), handler, ssl_context=web_config.ssl_context(),
+                             max_connections=max_connections, idle_timeout=idle_timeout,
+                             log=getattr(exporter, "log", None) or logging.getLogger("wardops.exporter"))
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="web", daemon=True)
 
     @property
@@ -128,6 +245,7 @@ class WebServer:
         return self
 
     def stop(self) -> None:
+        self.httpd._closing = True
         self.httpd.shutdown()
         self.httpd.server_close()
 

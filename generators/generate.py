@@ -20,6 +20,7 @@ from generators.flags import build_flag_files, read_args
 from generators.output import dump_json, dump_yaml, load_yaml, stamp
 from generators.rules import build_rule_groups, rule_problems
 from generators.settings import Settings
+from generators.text import go_comment
 from generators.vmagent import build_scrape_config, scrape_problems
 from inventory.model import Inventory
 
@@ -47,7 +48,7 @@ def generate_files(inv: Inventory, settings: Settings, source: str) -> dict[str,
     files["alertmanager/alertmanager.yml"] = dump_yaml(am, source).replace("\n", "\n" + header, 1) \
         if header else dump_yaml(am, source)
     for name, text in templates.items():
-        files[f"alertmanager/templates/{name}"] = "{{/* " + stamp(source) + " */}}\n" + text
+        files[f"alertmanager/templates/{name}"] = "{{/* " + go_comment(stamp(source)) + " */}}\n" + text
     for name, data in build_dashboards(stamp(source), settings).items():
         files[f"dashboards/{name}"] = dump_json(data)
     files["vmagent/scrape.yml"] = dump_yaml(build_scrape_config(settings), source)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from generators import rootcause as rc
 from generators.output import regex_escape
 from generators.settings import Settings
-from generators.text import annotation_texts
+from generators.text import annotation_texts, go_text
 from generators.topology import build_model
 from generators.vmagent import EXPORTER_JOBS
 from inventory.errors import InventoryError, Problem
@@ -118,7 +118,7 @@ def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, setting
         "annotations": {
             "summary": texts[name]["summary"],
             "description": texts[name]["description"],
-            "runbook_url": f"{settings.runbook_url}#{name.lower()}",
+            "runbook_url": go_text(f"{settings.runbook_url}#{name.lower()}"),  # vmalert reads a Go template
         },
     }
     if for_ not in ("0s", "0m", "0ms", "0h", "0d"):

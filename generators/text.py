@@ -7,15 +7,28 @@ so Jinja2 uses [[ ]] / [% %] delimiters and Go's {{ }} passes through untouched.
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from importlib import resources
 
 import jinja2
 
 
+def go_text(text: str) -> str:
+    """`text` placed where a Go template reads literal text: unchanged unless it holds `{{` (which
+    would start an action), then one action printing a Go string literal with the same characters
+    (a JSON string is a valid Go interpreted string literal)."""
+    return text if "{{" not in text else "{{ " + json.dumps(text, ensure_ascii=False) + " }}"
+
+
+def go_comment(text: str) -> str:
+    """`text` inside a Go template comment `{{/* ... */}}`, which ends at the first `*/`."""
+    return text.replace("*/", "* /")
+
+
 @cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("generators", "templates"),
         block_start_string="[%", block_end_string="%]",
         variable_start_string="[[", variable_end_string="]]",
@@ -23,6 +36,10 @@ def environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined, autoescape=False,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
+    # Settings and paths are pasted into Go templates: every such value goes through one of these.
+    env.filters["go_text"] = go_text
+    env.filters["go_comment"] = go_comment
+    return env
 
 
 def annotation_texts(**context) -> dict[str, dict[str, str]]:

@@ -208,6 +208,36 @@ class Inventory:
         return dict(sorted(out.items()))
 
 
+def ip_text_problem(text: object) -> str | None:
+    """Why an address text must not be stored although it parses, or None (also None when it does not
+    parse: the schema reports that). `::ffff:198.18.200.1` is 198.18.200.1 written as IPv6: stored
+    beside it, the same host would be two devices (probed twice, deduplicated by nothing)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        addr = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return f"{text} is an IPv4-mapped IPv6 address: write the IPv4 address {addr.ipv4_mapped}"
+    return None
+
+
+def label_value_problem(value: object) -> str | None:
+    """Why a label value is unusable, or None. Values go into Prometheus labels, alert texts and
+    chat messages: control characters (NUL, CR, LF, tab) break those, and an empty value or one with
+    edge spaces looks like another value (or like no label at all, to Prometheus)."""
+    if not isinstance(value, str):
+        return "must be a string"
+    if not value:
+        return "must not be empty"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "must not contain control characters (NUL, CR, LF, tab, ...)"
+    if value != value.strip():
+        return "must not start or end with spaces"
+    return None
+
+
 def shard_key(device: Device) -> str:
     """What a shard is cut by: the branch, so one exporter sees a whole branch (its uplinks and
     the devices behind them), which the branch verdict and the confirmation burst need."""

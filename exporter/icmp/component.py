@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from exporter.component import Runtime
 from exporter.config import Policy
-from exporter.contract import ICMP_BURST_FAMILIES, ICMP_FAMILIES, ICMP_SITE_FAMILIES
+from exporter.contract import BURST_FAMILIES, ICMP_FAMILIES, SITE_FAMILIES
 from exporter.exposition import Section, label_text
 from exporter.icmp.engine import IcmpEngine
 from exporter.icmp.state import DOWN, UNKNOWN, UP, DeviceState, round_stats
@@ -28,7 +28,7 @@ from exporter.rounds import drive_rounds
 from inventory.model import Device
 
 DEVICE_FAMILIES = ICMP_FAMILIES  # exporter/contract.py; render_rows writes them in this order
-FAMILIES = ICMP_FAMILIES + ICMP_SITE_FAMILIES + ICMP_BURST_FAMILIES
+FAMILIES = DEVICE_FAMILIES + SITE_FAMILIES + BURST_FAMILIES
 _NAMES = tuple(f.name for f in DEVICE_FAMILIES)
 SITE_KEY = ("icmp", "site")  # the section of branch verdicts and canaries
 

@@ -6,10 +6,14 @@ every error names the profile and the reference, never the value.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from inventory.model import SnmpProfile
-from inventory.secrets import SecretError, value_problem
+from inventory.secrets import Secret, SecretError, value_problem
 
 
 class CredentialError(Exception):
@@ -58,6 +62,70 @@ class UsmAuth:
 
 
 Auth = CommunityAuth | UsmAuth
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedSecret(Secret):
+    """A reference the exporter's secret policy refused: resolving it fails, so nothing is sent."""
+
+    reason: str = ""
+
+    def resolve(self, environ: dict[str, str] | None = None) -> str:
+        raise SecretError(f"{self.kind}:{self.ref} refused by the exporter's secret policy: {self.reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class SecretPolicy:
+    """Where secret references may point, set on the exporter host (config `secrets:`).
+
+    A profile that arrives over the network (the inventory service) is written by whoever may edit the
+    inventory; without this policy such a profile could name /etc/shadow or AWS_SECRET_ACCESS_KEY as its
+    community and have the exporter send it to any address. `None` for a field: that kind is refused.
+    """
+
+    directory: str | None = None
+    env_prefix: str | None = None
+
+    def problem(self, secret: Secret) -> str | None:
+        """Why the policy refuses `secret`, or None. Looks at the reference only, never the value."""
+        if secret.kind == "env":
+            if not self.env_prefix:
+                return "no secrets.env_prefix is configured on the exporter"
+            if not secret.ref.startswith(self.env_prefix):
+                return f"environment variable name does not start with secrets.env_prefix {self.env_prefix}"
+            return None
+        if not self.directory:
+            return "no secrets.directory is configured on the exporter"
+        ref = secret.ref
+        if not ref.startswith("/"):
+            return "file reference is not an absolute path"
+        if ".." in ref.split("/"):
+            return "file reference contains '..'"
+        root = os.path.realpath(self.directory)
+        path = os.path.realpath(ref)
+        if os.path.commonpath([root, path]) != root or path == root:
+            return f"file is not inside secrets.directory {self.directory} (symlinks resolved)"
+        return None
+
+
+NO_POLICY = SecretPolicy()  # refuses every reference
+
+
+def police_profiles(profiles: Mapping[str, SnmpProfile], policy: SecretPolicy,
+                    ) -> tuple[Mapping[str, SnmpProfile], list[tuple[str, str, Secret, str]]]:
+    """Profiles with every reference the policy refuses replaced by a RefusedSecret, and the refusals
+    as (profile, purpose, reference, reason)."""
+    out: dict[str, SnmpProfile] = {}
+    refusals = []
+    for name, profile in profiles.items():
+        changes = {}
+        for purpose, secret in profile.secrets().items():
+            reason = policy.problem(secret)
+            if reason:
+                changes[purpose] = RefusedSecret(secret.kind, secret.ref, reason)
+                refusals.append((name, purpose, secret, reason))
+        out[name] = dataclasses.replace(profile, **changes) if changes else profile
+    return MappingProxyType(out), refusals
 
 
 def resolve_auth(profile: SnmpProfile, environ: dict[str, str] | None = None) -> Auth:

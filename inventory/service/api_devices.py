@@ -19,6 +19,8 @@ bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
 
 LIST_PARAMS = ("limit", "offset", "cursor", "region", "branch", "role", "enabled", "snmp", "q")
 MAX_LIMIT = 1000
+# Longer than any device name or address; SQLite refuses LIKE patterns over 50,000 bytes (a 500).
+MAX_Q = 200
 BULK_KEYS = ("create", "update", "delete")
 
 
@@ -82,6 +84,9 @@ def _filters(params: dict) -> list:
         value = params["snmp"]
         where.append(T.c.snmp.is_(None) if value == "" else T.c.snmp == value)
     if "q" in params and params["q"]:
+        if len(params["q"]) > MAX_Q:
+            raise ApiError(400, "bad_request", f"query parameter 'q' is longer than {MAX_Q} characters",
+                           [{"message": f"at most {MAX_Q} characters", "location": "query.q", "field": "q"}])
         q = params["q"].lower()
         where.append(or_(func.lower(T.c.name).contains(q, autoescape=True), T.c.ip.contains(q, autoescape=True)))
     return where

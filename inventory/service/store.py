@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, bindparam, delete, insert, select, update
 
 from inventory.errors import InventoryError, Problem
-from inventory.model import Device, Inventory
+from inventory.model import Device, Inventory, ip_text_problem, label_value_problem
 from inventory.schema import build_inventory
 from inventory.service.db import (
     devices_table,
@@ -141,6 +141,36 @@ class Draft:
 
     def data(self) -> dict:
         return plain_data(self.profiles, self.rules, self.windows, self.devices)
+
+
+def service_problems(draft: Draft) -> list[Problem]:
+    """Checks on what this request sent, beyond the shared loader's: IPv4-mapped IPv6 addresses (a
+    duplicate of the IPv4 device in disguise) and unusable label values (inventory/model.py)."""
+    problems = []
+    for pos, origin in enumerate(draft.device_origin):
+        spec = draft.devices[pos]
+        if origin is None or not isinstance(spec, dict):
+            continue
+        where = ("devices", pos)
+        problem = ip_text_problem(spec.get("ip"))
+        if problem:
+            problems.append(Problem("", f"ip: {problem}", where + ("ip",)))
+        problems += _label_problems(spec.get("labels"), where + ("labels",))
+    for index, origin in draft.rule_origin.items():
+        rule = draft.rules[index] if index < len(draft.rules) else None
+        if origin is not None and isinstance(rule, dict):
+            for part in ("set", "match"):
+                section = rule.get(part)
+                if isinstance(section, dict):
+                    problems += _label_problems(section.get("labels"), ("classify", index, part, "labels"))
+    return problems
+
+
+def _label_problems(labels: object, path: tuple) -> list[Problem]:
+    if not isinstance(labels, dict):
+        return []  # not a mapping: the loader has reported it
+    return [Problem("", f"labels.{key}: {problem}", path + (key,))
+            for key, value in labels.items() if (problem := label_value_problem(value))]
 
 
 class ChangeRejected(Exception):
@@ -269,6 +299,9 @@ class InventoryStore:
                     inv = build_inventory(draft.data())
                 except InventoryError as exc:
                     raise ChangeRejected(draft, exc.problems) from None
+                problems = service_problems(draft)
+                if problems:
+                    raise ChangeRejected(draft, problems)
                 ids = self._apply(conn, base, draft, inv, now)
         snap = Snapshot(generation, draft.profiles, draft.rules, draft.windows, draft.devices, ids, inv, [], now)
         self._publish(snap)

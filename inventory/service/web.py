@@ -30,13 +30,31 @@ def _no_constants(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    """A JSON object whose keys are unique: `{"ip": a, "ip": b}` is an error, as in the YAML loader
+    (last-wins would store a value the sender may not have meant)."""
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            shown = key if len(key) <= 80 else key[:80] + "..."
+            raise _DuplicateKey(f"duplicate key {shown!r} in a JSON object")
+        out[key] = value
+    return out
+
+
 def json_body() -> object:
     """The parsed body, or 400 naming the JSON syntax error; 413 comes from MAX_CONTENT_LENGTH."""
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise ApiError(400, "bad_request", "request body is empty (send JSON)")
     try:
-        return json.loads(raw, parse_float=_finite, parse_constant=_no_constants)
+        return json.loads(raw, parse_float=_finite, parse_constant=_no_constants, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise ApiError(400, "bad_request", f"invalid JSON: {exc}") from None
     except UnicodeDecodeError:
         raise ApiError(400, "bad_request", "request body must be UTF-8 JSON") from None
     except json.JSONDecodeError as exc:

@@ -38,7 +38,7 @@ policies:
   default: {interval: 200ms, packets: 1, spacing: 0, timeout: 50ms, down_after: 1}
 snmp: {interval: 2s, deadline: 200ms}
 inventory: {poll_interval: 10s}
-site: {canaries: [198.18.0.1]}
+site: {canaries: [198.18.255.1]}
 """
 EXTRA = (ExtraOid("cpu_idle_percent", (1, 3, 6, 1, 4, 1, 2021, 11, 11, 0)),
          ExtraOid("load_int", (1, 3, 6, 1, 4, 1, 2021, 10, 1, 5), table=True),

@@ -65,7 +65,7 @@ def running(tmp_path):
                    factories={"icmp": lambda rt: IcmpComponent(rt, engine=engine)})
     assert exp.refresh(force=True)[0]
     exp.start()
-    web = WebServer(exp, "127.0.0.1", 0).start()
+    web = WebServer(exp, "127.0.0.1", 0, lifecycle=True).start()
     base = f"http://127.0.0.1:{web.port}"
     try:
         yield exp, base, inv, engine
@@ -261,7 +261,9 @@ def test_file_source_reload_gauge_follows_the_file(tmp_path):
     """Broken file: 0 on every poll until it is fixed (an unchanged broken file is not 'unchanged')."""
     inv = tmp_path / "inv.yml"
     inv.write_text("devices: [{name: a, ip: 198.18.0.1, region: r, branch: b}]\n")
-    exp = Exporter(FileSource(str(inv)), loads_config(""), log=logging.getLogger("test.file"), components=())
+    # max_drop_share 1: replacing the only device is no shrink to hold here (tests/exporter/test_targets_guard.py)
+    exp = Exporter(FileSource(str(inv)), loads_config("inventory: {max_drop_share: 1}"),
+                   log=logging.getLogger("test.file"), components=())
     assert exp.refresh() == (True, "1 devices") and exp.reload_success == 1
     assert exp.refresh() == (True, "unchanged") and exp.reload_success == 1
     inv.write_text("devices: [{name: a, ip: 198.18.0.999, region: r, branch: b}]\n")
@@ -294,7 +296,7 @@ def test_reload_rereads_config_and_keeps_the_old_one_when_invalid(tmp_path):
                    factories={"icmp": lambda rt: IcmpComponent(rt, engine=engine)}, config_path=str(cfg_file))
     exp.refresh(force=True)
     exp.start()
-    web = WebServer(exp, "127.0.0.1", 0).start()
+    web = WebServer(exp, "127.0.0.1", 0, lifecycle=True).start()
     base = f"http://127.0.0.1:{web.port}"
     try:
         assert wait_for(exp.ready)
@@ -337,6 +339,8 @@ def test_http_sd_of_the_real_inventory_service_matches_the_file(tmp_path):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         src = HttpSdSource(f"http://127.0.0.1:{port}/api/v1/sd")
+        # The example's profiles reference WARDOPS_* variables: allowed by this exporter-side policy.
+        src.configure(loads_config("secrets: {env_prefix: WARDOPS_}"))
         inv = None
         deadline = time.monotonic() + 20
         while inv is None:

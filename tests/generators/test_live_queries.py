@@ -70,6 +70,9 @@ def _samples(now_ms: int) -> str:
         ("wardops_exporter_inventory_reload_timestamp_seconds", exporter),
         ("wardops_exporter_build_info", {**exporter, "version": "0.1.0"}),
         ("up", exporter), ("up", {**exporter, "job": "wardops_icmp"}), ("scrape_duration_seconds", exporter),
+        ("wardops_icmp_branch_up", {**exporter, "region": "R1", "branch": "Branch A", "uplinks": "a-isp1"}),
+        ("wardops_icmp_branch_last_change_timestamp_seconds", {**exporter, "region": "R1", "branch": "Branch A"}),
+        ("wardops_probe_site_canary_up", {**exporter, "canary": "198.19.255.1"}),
         ("ALERTS", {"alertname": "DeviceDown", "alertstate": "firing", "device": "a-rtr1", "branch": "Branch A"}),
     ]
     for metric, labels in singles:

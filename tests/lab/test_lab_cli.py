@@ -44,6 +44,20 @@ class FakeLab:
     def probe_argv(self, argv):
         return ["true", *argv]
 
+    site_dark = False
+    canaries = ("198.19.255.1", "198.19.255.2")
+
+    def site_down(self):
+        self.calls.append(("site_down",))
+        self.site_dark = True
+
+    def site_up(self):
+        self.calls.append(("site_up",))
+        self.site_dark = False
+
+    def site_is_down(self):
+        return self.site_dark
+
 
 @pytest.fixture
 def fake(monkeypatch, tmp_path):

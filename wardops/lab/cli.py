@@ -21,7 +21,15 @@ from pathlib import Path
 from inventory.errors import InventoryError
 from inventory.loader import load_inventory
 from wardops.lab.flap import Flapper
-from wardops.lab.targets import TargetError, branch_devices, devices_named, ips
+from wardops.lab.targets import (
+    TargetError,
+    branch_devices,
+    branches_devices,
+    devices_named,
+    ips,
+    region_devices,
+    upstream_devices,
+)
 
 STATE_DIR = Path(os.environ.get("WARDOPS_LAB_STATE", "/run/wardops/lab"))
 DEFAULT_NAME = os.environ.get("WARDOPS_LAB", "wd")
@@ -86,6 +94,17 @@ def configure(parser) -> None:
     p.add_argument("branch")
     p = add("branch-up", "bring every device of a branch back", cmd_branch_up)
     p.add_argument("branch")
+    add("site-down", "probe-site blackout: the prober namespace loses its network (canaries too)", cmd_site_down)
+    add("site-up", "end the probe-site blackout", cmd_site_up)
+    for verb, func, does in (("down", cmd_region_down, "take dark"), ("up", cmd_region_up, "bring back")):
+        p = add(f"region-{verb}", f"{does} every device of these regions and/or branches at once "
+                                  "(one nft batch)", func)
+        p.add_argument("regions", nargs="*", metavar="REGION")
+        p.add_argument("--branch", action="append", default=[], metavar="BRANCH", help="also this branch")
+    for verb, func, does in (("down", cmd_upstream_down, "take dark"), ("up", cmd_upstream_up, "bring back")):
+        p = add(f"upstream-{verb}", f"{does} a topology node: every branch behind it and its own "
+                                    "devices (a region when the inventory has no explicit upstreams)", func)
+        p.add_argument("upstream")
     p = add("exec", "run a command in the prober namespace, e.g. `exec -- ping -c1 198.18.1.1`", cmd_exec)
     p.add_argument("argv", nargs=argparse.REMAINDER)
 
@@ -245,8 +264,9 @@ def cmd_status(args) -> int:
     by_ip = {d.ip: d for d in inv.devices}
     down = sorted(lab.down_ips())
     snmp = "snmpd running" if _snmpd_alive(_state(args.name) or {}) else "no snmpd"
+    site = "probe site BLACKED OUT" if lab.site_is_down() else "probe site up"
     print(f"lab {args.name}: namespaces {args.name}-p, {args.name}-t; inventory {inv.source}; "
-          f"{len(inv.devices)} devices, {len(down)} down; {snmp}")
+          f"{len(inv.devices)} devices, {len(down)} down; {site}; {snmp}")
     for ip in down:
         d = by_ip.get(ip)
         print(f"  down  {ip:<16} {d.name + '  ' + d.branch if d else '(not in inventory)'}")
@@ -316,6 +336,58 @@ def cmd_branch_up(args) -> int:
     devices = branch_devices(_inventory(args), args.branch)
     _existing_lab(args).up(ips(devices))
     print(f"lab {args.name}: branch {args.branch!r} up ({len(devices)} devices)")
+    return 0
+
+
+def cmd_site_down(args) -> int:
+    lab = _existing_lab(args)
+    lab.site_down()
+    print(f"lab {args.name}: probe site blacked out: nothing answers its prober namespace, "
+          f"canaries {', '.join(lab.canaries)} included (`site-up` restores)")
+    return 0
+
+
+def cmd_site_up(args) -> int:
+    _existing_lab(args).site_up()
+    print(f"lab {args.name}: probe site up")
+    return 0
+
+
+def _region_scope(args):
+    if not args.regions and not args.branch:
+        raise LabError("name at least one REGION or --branch")
+    inv = _inventory(args)
+    devices = region_devices(inv, args.regions) if args.regions else []
+    devices += branches_devices(inv, args.branch) if args.branch else []
+    what = ", ".join([*args.regions, *args.branch])
+    return devices, what
+
+
+def cmd_region_down(args) -> int:
+    devices, what = _region_scope(args)
+    _existing_lab(args).down(ips(devices))
+    print(f"lab {args.name}: {what} down ({len(devices)} devices)")
+    return 0
+
+
+def cmd_region_up(args) -> int:
+    devices, what = _region_scope(args)
+    _existing_lab(args).up(ips(devices))
+    print(f"lab {args.name}: {what} up ({len(devices)} devices)")
+    return 0
+
+
+def cmd_upstream_down(args) -> int:
+    devices = upstream_devices(_inventory(args), args.upstream)
+    _existing_lab(args).down(ips(devices))
+    print(f"lab {args.name}: upstream {args.upstream!r} down ({len(devices)} devices behind it)")
+    return 0
+
+
+def cmd_upstream_up(args) -> int:
+    devices = upstream_devices(_inventory(args), args.upstream)
+    _existing_lab(args).up(ips(devices))
+    print(f"lab {args.name}: upstream {args.upstream!r} up ({len(devices)} devices)")
     return 0
 
 

@@ -22,6 +22,12 @@ LAB_V6 = "2001:2::/48"  # RFC 5180 benchmarking range
 LINK_V4 = ("192.0.2.1/30", "192.0.2.2/30")  # prober side, target side (TEST-NET-1)
 LINK_V6 = ("2001:db8::1/126", "2001:db8::2/126")
 NFT_TABLE = "wardops"
+# The probe site's own path (its gateway, its upstream router): addresses a site that loses its
+# network cannot reach either, while a dark region or branch leaves them answering. Inside LAB_V4,
+# so answered like every lab address; the last /24 of it, which synthetic inventories (64
+# addresses per branch from 198.18.0.0 up) reach only past branch 2,044.
+CANARY_V4 = "198.19.255.0/24"
+CANARIES = ("198.19.255.1", "198.19.255.2")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 CHUNK = 500  # set elements per nft command
 CLONE_NEWNET = 0x40000000
@@ -107,6 +113,19 @@ class Lab:
         })
         self._sysctl(p, {"net.ipv4.ping_group_range": "0 2147483647"})
         self._wait_link()
+        # The probe site's blackout lives in the prober namespace: its `site` chain drops what
+        # arrives over the veth (replies, and the other side's packets), so every probe times out
+        # as on a site whose uplink died. It drops on input, not output: a packet dropped on
+        # output makes sendto() fail with EPERM at once, which no real dead uplink does.
+        _run(self.probe_argv(["nft", "-f", "-"]), f"""
+table inet {NFT_TABLE} {{
+  chain site {{ }}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    iifname "{self._veth_probe}" jump site
+  }}
+}}
+""")
         self._nft(f"""
 table inet {NFT_TABLE} {{
   set down4 {{ type ipv4_addr; }}
@@ -194,6 +213,34 @@ table inet {NFT_TABLE} {{
         self._nft("\n".join(script) + "\n")
         if per_10k and ips is not None:
             self._elements("add", "loss", ips)
+
+    # -- correlated failures -----------------------------------------------------------------
+
+    @property
+    def canaries(self) -> tuple[str, ...]:
+        """Addresses on the probe site's own path: answered unless the site is blacked out."""
+        return CANARIES
+
+    def site_down(self) -> None:
+        """Probe-site blackout: nothing the prober sends is answered, canaries included; the
+        target namespace (and its down set) is untouched, so `site_up()` restores exactly the
+        state before."""
+        self._site(f"flush chain inet {NFT_TABLE} site\nadd rule inet {NFT_TABLE} site drop\n")
+
+    def site_up(self) -> None:
+        self._site(f"flush chain inet {NFT_TABLE} site\n")
+
+    def site_is_down(self) -> bool:
+        proc = _run(self.probe_argv(["nft", "-j", "list", "chain", "inet", NFT_TABLE, "site"]), check=False)
+        if proc.returncode != 0:  # a lab created before the site chain existed: never blacked out
+            return False
+        return any("rule" in item for item in json.loads(proc.stdout).get("nftables", []))
+
+    def _site(self, script: str) -> None:
+        proc = _run(self.probe_argv(["nft", "-f", "-"]), script, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"lab {self.name}: no probe-site chain in {self.probe_ns} (a lab created by an "
+                           f"older wardops? destroy and create it again): {proc.stderr.strip()}")
 
     def _elements(self, verb: str, base: str, ips: Iterable[str]) -> None:
         by_family: dict[int, list[str]] = {4: [], 6: []}

@@ -42,6 +42,7 @@ def command_available(name: str) -> bool:
 
 @dataclass
 class TestbedSettings:
+    __test__ = False  # not a pytest test class
     workdir: Path
     inventory: Path
     lab_name: str
@@ -52,6 +53,9 @@ class TestbedSettings:
     use_inventory_service: bool = True  # the exporter reads targets from its HTTP SD
     snmp: bool = True  # answer SNMP for the inventory's SNMP devices (one snmpd in the target namespace)
     exporter_config: Path | None = None  # exporter --config.file
+    # Hand the exporter the lab's canary addresses (exporter config `site: {canaries: [...]}`), so
+    # a probe-site blackout is seen as one site losing its network.
+    site_canaries: bool = True
     # Merged over the generated settings this testbed writes (receivers/exporter/inventory are set here).
     settings_overrides: dict = field(default_factory=dict)
     # command -> source tree put first on PYTHONPATH for that command's process (development only).
@@ -76,6 +80,8 @@ class Testbed:
         self.skipped: dict[str, str] = {}
         self.snmpd = None
         self._secrets_env: dict[str, str] = {}
+        self.canaries: tuple[str, ...] = ()  # the canaries the running exporter was given
+        self.exporter_config: Path | None = settings.exporter_config  # what --config.file got
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -197,9 +203,42 @@ class Testbed:
             return
         argv = ["exporter", "--inventory", source, "--netns", self.lab.probe_ns,
                 "--web.listen-address", f"{self.s.host}:{self.s.exporter_port}"]
-        if self.s.exporter_config:
-            argv += ["--config.file", str(self.s.exporter_config)]
+        self.exporter_config = self._exporter_config()
+        if self.exporter_config:
+            argv += ["--config.file", str(self.exporter_config)]
+        prefix = os.path.commonprefix(sorted(self._secrets_env))  # profiles from the service: allow their env names
+        if source.startswith("http") and prefix[:1].isalpha():
+            argv += ["--secrets.env-prefix", prefix]
         self._start_daemon(self._daemon("exporter", argv, self.exporter_url, "/-/healthy"))
+
+    def _exporter_config(self) -> Path | None:
+        """The exporter's config file: the given one, plus `site.canaries` = the lab's canaries
+        (unless the given file names its own). An exporter that does not know `site:` yet rejects
+        the file; the testbed then runs it with the given file alone and records why in
+        `skipped["site-canaries"]`, so older exporters still run."""
+        given = self.s.exporter_config
+        canaries = tuple(getattr(self.lab, "canaries", ()))
+        if not self.s.site_canaries or not canaries:
+            return given
+        data = yaml.safe_load(Path(given).read_text()) if given else None
+        data = data if isinstance(data, dict) else {}
+        site = data.setdefault("site", {})
+        if isinstance(site, dict) and not site.get("canaries"):
+            site["canaries"] = list(canaries)
+        path = self.workdir / "exporter.yml"
+        path.write_text("# written by the wardops testbed: the lab's canaries are the probe site's path\n"
+                        + yaml.safe_dump(data, sort_keys=True))
+        try:
+            self.run_wardops(["exporter", "--check-config", str(path)], timeout=60)
+        except StackError as exc:
+            lines = str(exc).strip().splitlines()  # header line, then the exporter's own messages
+            self.skipped["site-canaries"] = ("this exporter rejects `site: {canaries: [...]}`: it runs without "
+                                             f"canaries ({lines[1] if len(lines) > 1 else lines[0]})")
+            self.log(f"exporter: site canaries skipped ({self.skipped['site-canaries']})")
+            return given
+        self.canaries = tuple(site.get("canaries") or ()) if isinstance(site, dict) else ()
+        self.log(f"exporter: site canaries {', '.join(self.canaries)} ({path})")
+        return path
 
     def _daemon(self, name: str, argv: list[str], url: str, health: str) -> Daemon:
         env = dict(self._secrets_env) if argv[0] == "exporter" else {}
