@@ -134,8 +134,8 @@ def loads_web_config(text: str, source: str = "<web config>") -> WebConfig:
     problems: list[Problem] = []
 
     def error(path: tuple, message: str) -> None:
-        dotted = ".".join(str(p) for p in path)
-        problems.append(Problem(locate(path), f"{dotted}: {message}" if path else message, path))
+        # Problem prints FILE:LINE: dotted.path: message (one format for every config file).
+        problems.append(Problem(locate(path), message, path))
 
     def mapping(value, path, allowed) -> dict:
         if value is None:

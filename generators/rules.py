@@ -35,7 +35,8 @@ ALERT_NAMES = ("ProbeSiteBlind", "UpstreamDown", "RegionDown", "BranchDown", "Is
                "SnmpUnreachable", "ExporterDown", "ExporterTargetsDropped", "InventoryReloadHeld",
                "ProbeRoundsStalled", "ProbeRoundOverrun", "InventoryReloadFailed", "Watchdog")
 
-# HighPacketLoss judges a device only over this many packets (12.5 min of the default policy):
+# HighPacketLoss judges a device only over this many packets (100 s of the default policy, 3 packets
+# a second):
 # under 1 % random loss, more than 5 % of 300 is lost with probability ~1e-7.
 LOSS_MIN_PACKETS = 300
 

@@ -27,6 +27,7 @@ from exporter.probers import PROBERS, get_prober
 from exporter.probing import ProbeRefused, ProbeTarget
 from exporter.snmp import SnmpPoller
 from exporter.snmp.component import SnmpComponent
+from exporter.targets import Source
 from inventory.model import Device, ExtraOid, Inventory, SnmpProfile
 from inventory.secrets import Secret
 from tests.snmp.fakeagent import FakeAgent
@@ -39,6 +40,7 @@ policies:
 snmp: {interval: 2s, deadline: 200ms}
 inventory: {poll_interval: 10s}
 site: {canaries: [198.18.255.1]}
+secrets: {env_prefix: COMM}
 """
 EXTRA = (ExtraOid("cpu_idle_percent", (1, 3, 6, 1, 4, 1, 2021, 11, 11, 0)),
          ExtraOid("load_int", (1, 3, 6, 1, 4, 1, 2021, 10, 1, 5), table=True),
@@ -55,9 +57,15 @@ KNOWN = {**contract.FAMILIES, **EXTRA_FAMILIES}
 CAMEL = re.compile(r"wardops_snmp_\w+ label names should be written in 'snake_case' not 'camelCase'")
 
 
-class _Source:
-    def poll(self, force=False):
-        return Inventory(devices=DEVICES, snmp_profiles=PROFILES, source="test")
+class _Source(Source):
+    """A network-like source (untrusted: its secret references obey the exporter's policy), with a
+    second profile whose reference the policy refuses, so the refusal counter is served too."""
+
+    trusted = False
+
+    def _poll(self, force=False):
+        refused = SnmpProfile("q", "2c", community=Secret("env", "NOT_ALLOWED"))
+        return Inventory(devices=DEVICES, snmp_profiles={**PROFILES, "q": refused}, source="test")
 
     def describe(self):
         return "test"

@@ -146,8 +146,8 @@ def test_every_dashboard_query_reads_only_contract_metrics():
 
 @pytest.mark.parametrize("expr,fragment", [
     ("wardops_icmp_rtt_avg_seconds > 1", "are not contract metrics"),
-    ('wardops_icmp_up{site="x"} == 0', "has no label ['site']"),
-    ("avg by (site) (wardops_icmp_up)", "grouping by ['site']"),
+    ('wardops_icmp_up{vendor="x"} == 0', "has no label ['vendor']"),
+    ("avg by (vendor) (wardops_icmp_up)", "grouping by ['vendor']"),
     ('max by (region) (wardops_snmp_if_oper_up{ifDescr="x"})', "has no label ['ifDescr']"),
 ])
 def test_the_check_catches_names_and_labels_outside_the_contract(expr, fragment):

@@ -70,14 +70,18 @@ def _samples(now_ms: int) -> str:
         ("wardops_exporter_inventory_reload_timestamp_seconds", exporter),
         ("wardops_exporter_build_info", {**exporter, "version": "0.1.0"}),
         ("up", exporter), ("up", {**exporter, "job": "wardops_icmp"}), ("scrape_duration_seconds", exporter),
-        ("wardops_icmp_branch_up", {**exporter, "region": "R1", "branch": "Branch A", "uplinks": "a-isp1"}),
         ("wardops_icmp_branch_last_change_timestamp_seconds", {**exporter, "region": "R1", "branch": "Branch A"}),
-        ("wardops_probe_site_canary_up", {**exporter, "canary": "198.19.255.1"}),
         ("ALERTS", {"alertname": "DeviceDown", "alertstate": "firing", "device": "a-rtr1", "branch": "Branch A"}),
     ]
     for metric, labels in singles:
         lines += [f"{series(metric, labels)} {i} {now_ms - (STEPS - i) * 10000}" for i in range(STEPS)]
-    covered = set(per_step) | set(iface_metrics) | {m for m, _ in singles}
+    # 0/1 states: the branch answers, the canary answers, no inventory answer is held.
+    states = [("wardops_icmp_branch_up", {**exporter, "region": "R1", "branch": "Branch A", "uplinks": "a-isp1"}, 1),
+              ("wardops_probe_site_canary_up", {**exporter, "canary": "198.19.255.1"}, 1),
+              ("wardops_exporter_inventory_reload_held", exporter, 0)]
+    for metric, labels, value in states:
+        lines += [f"{series(metric, labels)} {value} {now_ms - (STEPS - i) * 10000}" for i in range(STEPS)]
+    covered = set(per_step) | set(iface_metrics) | {m for m, _ in singles} | {m for m, _, _ in states}
     read = {m for _, expr in _rule_exprs() + _panel_exprs() for m in query_metrics(expr)} & EXPORTER_METRICS
     assert read <= covered, f"import misses {read - covered}"
     return "\n".join(lines) + "\n"
