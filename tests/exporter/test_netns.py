@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -129,3 +130,15 @@ devices:
     args = parser.parse_args(["poll", str(inv), "--netns", MISSING])
     assert args.func(args) == 1
     assert f"snmp poll failed: network namespace '{MISSING}' cannot be opened" in capsys.readouterr().err
+
+
+def test_version_of_a_source_tree_that_is_not_installed_comes_from_setup_cfg(monkeypatch):
+    from exporter import version
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    setup_cfg = (Path(version.__file__).resolve().parents[1] / "setup.cfg").read_text()
+    declared = next(line.split("=", 1)[1].strip() for line in setup_cfg.splitlines() if line.startswith("version"))
+    assert version.package_version() == declared
