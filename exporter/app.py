@@ -70,6 +70,8 @@ class Exporter:
         except Exception as exc:
             runtime.shutdown()
             thread.stop()
+            if isinstance(exc, TimeoutError):
+                raise StartupError(f"the probing components did not start within {timeout:g} s") from None
             raise StartupError(str(exc)) from None
         self._thread, self.loop, self.runtime = thread, thread.loop, runtime
         self.exposition.register(SELF_FAMILIES)
@@ -97,9 +99,11 @@ class Exporter:
         self._stopping.set()
         self._wake.set()
         if self._thread is not None and self._thread.alive():
-            self._thread.run(self._stop_components(self.runtime), 30)
-            self.runtime.shutdown()
-            self._thread.stop()
+            try:
+                self._thread.run(self._stop_components(self.runtime), 30)
+            finally:  # a component that fails to stop must not keep the loop thread alive
+                self.runtime.shutdown()
+                self._thread.stop()
 
     # -- inventory -----------------------------------------------------------------------------
 

@@ -142,3 +142,46 @@ def test_version_of_a_source_tree_that_is_not_installed_comes_from_setup_cfg(mon
     setup_cfg = (Path(version.__file__).resolve().parents[1] / "setup.cfg").read_text()
     declared = next(line.split("=", 1)[1].strip() for line in setup_cfg.splitlines() if line.startswith("version"))
     assert version.package_version() == declared
+
+
+class _Component:
+    """A component whose start or stop fails, to check the loop thread never outlives the exporter."""
+
+    families = ()
+
+    def __init__(self, runtime, fail_start=False, fail_stop=False):
+        self.fail_start, self.fail_stop = fail_start, fail_stop
+
+    async def start(self):
+        if self.fail_start:
+            raise OSError("no ICMP socket")
+
+    async def stop(self):
+        if self.fail_stop:
+            raise RuntimeError("stop failed")
+
+    def self_samples(self):
+        return []
+
+
+def _exporter(tmp_path, **component):
+    inv = tmp_path / "inv.yml"
+    inv.write_text("regions: {}\n")
+    return Exporter(FileSource(str(inv)), loads_config(""), log=logging.getLogger("test.netns"),
+                    components=("icmp",), factories={"icmp": lambda rt: _Component(rt, **component)})
+
+
+def test_a_component_that_fails_to_start_is_a_startup_error_and_no_thread_stays(tmp_path):
+    before = set(threading.enumerate())
+    with pytest.raises(StartupError, match="no ICMP socket"):
+        _exporter(tmp_path, fail_start=True).start(5)
+    assert not [t for t in set(threading.enumerate()) - before if t.name == "probe" and t.is_alive()]
+
+
+def test_a_component_that_fails_to_stop_still_ends_the_loop_thread(tmp_path):
+    exp = _exporter(tmp_path, fail_stop=True)
+    exp.start(5)
+    loop = exp.loop
+    with pytest.raises(RuntimeError, match="stop failed"):
+        exp.stop()
+    assert loop.is_closed()
