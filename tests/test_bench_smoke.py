@@ -30,9 +30,13 @@ SMOKES = [
 ]
 
 
-def test_every_bench_script_has_a_smoke():
+def test_every_bench_script_has_a_smoke_that_a_test_runs():
     scripts = {p.stem for p in (REPO / "bench").glob("*.py") if p.stem != "__init__"}
-    assert scripts == {name for name, _, _ in SMOKES}
+    assert not [s for s in sorted(scripts) if '"--smoke"' not in (REPO / "bench" / f"{s}.py").read_text()]
+    # A bench whose smoke is too long for this module (minutes) has its own test module.
+    others = scripts - {name for name, _, _ in SMOKES}
+    test_text = "\n".join(p.read_text() for p in (REPO / "tests").rglob("test_*.py") if p.name != Path(__file__).name)
+    assert not [s for s in sorted(others) if s not in test_text]
 
 
 @pytest.mark.parametrize("name,expect", [pytest.param(n, e, marks=m, id=n) for n, m, e in SMOKES])
