@@ -94,11 +94,12 @@ class LoopThread:
         finally:
             self._done.set_result(None)
 
-    def run(self, coro: Awaitable[T], timeout: float | None = None) -> T:
-        """Run a coroutine on the loop thread and return its result (or raise its exception)."""
+    def run(self, coro: Awaitable[T], timeout: float | None = 60.0) -> T:
+        """Run a coroutine on the loop thread and return its result (or raise its exception);
+        TimeoutError after `timeout` seconds (None: wait as long as it takes)."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def call(self, fn: Callable[[], T], timeout: float | None = None) -> T:
+    def call(self, fn: Callable[[], T], timeout: float | None = 10.0) -> T:
         """Call a plain function on the loop thread (e.g. to open a socket inside the namespace)."""
         async def wrapper() -> T:
             return fn()
