@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 import pytest
-from icmp_fakes import FakeEngine
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,7 +17,8 @@ from exporter.snmp import SnmpPoller, families
 from exporter.snmp.component import FAMILIES, SnmpComponent
 from inventory.model import Device, Inventory, SnmpProfile
 from inventory.secrets import Secret
-from tests.snmp.fakeagent import FakeAgent
+from tests.exporter.icmp.fakes import FakeEngine
+from tests.exporter.snmp.fakeagent import FakeAgent
 from wardops.lab.snmpagents import AgentSpec, interface_rows, snmprec
 
 LOG = logging.getLogger("test.snmp")
