@@ -1,4 +1,4 @@
-"""SNMP polling of interfaces and device health (issue 4).
+"""SNMP polling of interfaces and device health.
 
 Integration API (see docs/snmp.md):
     poller = SnmpPoller(inventory.devices, inventory.snmp_profiles, concurrency=64, interval=60)
