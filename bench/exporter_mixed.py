@@ -14,8 +14,9 @@ overruns, SNMP rounds/duration/overruns and devices up, and the exporter's CPU (
 `--render-only` compares the CPU of rendering one SNMP round (1,000 devices x 24 interfaces): the
 component's direct lines against prometheus_client families + generate_latest.
 
-Run as root:  .venv/bin/python bench/exporter_mixed.py --seconds 130
-              .venv/bin/python bench/exporter_mixed.py --render-only
+Run as root:  .venv/bin/python -m bench.exporter_mixed --seconds 130
+              .venv/bin/python -m bench.exporter_mixed --render-only
+              .venv/bin/python -m bench.exporter_mixed --smoke   # 50 devices, 5 over SNMP, 3 s phases
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from wardops.lab.netns import Lab  # noqa: E402
-from wardops.lab.snmpagents import add_veth_interfaces, start_snmpd  # noqa: E402
+from wardops.lab.netns import Lab
+from wardops.lab.snmpagents import add_veth_interfaces, start_snmpd
 
 TICKS = os.sysconf("SC_CLK_TCK")
 COMMUNITY_ENV = "BENCH_SNMP_COMMUNITY"
@@ -102,7 +101,8 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def phase(lab: Lab, inv: Path, work: Path, snmp: bool, seconds: float, snmp_interval: float) -> dict:
+def phase(lab: Lab, inv: Path, work: Path, snmp: bool, seconds: float, snmp_interval: float,
+          settle: float = 5.0) -> dict:
     cfg = work / f"exporter-{'mixed' if snmp else 'icmp'}.yml"
     cfg.write_text(f"snmp: {{enabled: {'true' if snmp else 'false'}, interval: {snmp_interval:g}s}}\n"
                    "inventory: {poll_interval: 60s}\n")
@@ -123,7 +123,7 @@ def phase(lab: Lab, inv: Path, work: Path, snmp: bool, seconds: float, snmp_inte
                 pass
             assert time.monotonic() < deadline, "exporter not ready"
             time.sleep(0.5)
-        time.sleep(5)  # past start-up (inventory load, first renders)
+        time.sleep(settle)  # past start-up (inventory load, first renders)
         first = self_metrics(scrape(port))
         cpu0, t0 = proc_cpu(proc.pid), time.monotonic()
         rounds: dict[str, dict[float, float]] = {}
@@ -174,7 +174,7 @@ def phase(lab: Lab, inv: Path, work: Path, snmp: bool, seconds: float, snmp_inte
 
 def render_compare(n: int, interfaces: int = 24, repeat: int = 3) -> dict:
     """CPU to render one round of n SNMP devices: the component's direct lines vs prometheus_client's
-    families + generate_latest (the tests' oracle, tests/snmp/oracle.py), same synthetic snapshot; best of
+    families + generate_latest (the tests' oracle, tests/exporter/snmp/oracle.py), same synthetic snapshot; best of
     `repeat`."""
     import gc
 
@@ -184,7 +184,7 @@ def render_compare(n: int, interfaces: int = 24, repeat: int = 3) -> dict:
     from exporter.snmp.poller import DeviceSample, InterfaceSample, SnmpSnapshot
     from exporter.snmp.render import render_rows
     from inventory.model import Device
-    from tests.snmp.oracle import families
+    from tests.exporter.snmp.oracle import families
 
     now = time.time()
     samples = []
@@ -235,7 +235,14 @@ def main() -> int:
     ap.add_argument("--json", help="write results here")
     ap.add_argument("--render-only", action="store_true",
                     help="only compare rendering one SNMP round (--snmp devices), no lab")
+    ap.add_argument("--settle", type=float, default=5.0, help="seconds after /-/ready before measuring")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes (50 devices, 5 over SNMP, 1 agent, 3 s phases, 20-device render): "
+                         "checks the bench runs, in seconds")
     args = ap.parse_args()
+    if args.smoke:
+        args.icmp, args.snmp, args.agents, args.seconds, args.snmp_interval, args.settle = 50, 5, 1, 3.0, 2.0, 2.0
+        print(json.dumps({"render_snmp_round": {"devices": 20, **render_compare(20, repeat=1)}}), flush=True)
     if args.render_only:
         print(json.dumps({"render_snmp_round": {"devices": args.snmp, **render_compare(args.snmp)}}, indent=1))
         return 0
@@ -255,9 +262,9 @@ def main() -> int:
                                       ready=("198.18.1.1", BASE_PORT + k)))
         inv = work / "inventory.yml"
         inv.write_text(inventory_yaml(args.icmp, args.snmp, args.agents, args.isp_share))
-        results["icmp_only"] = phase(lab, inv, work, False, args.seconds, args.snmp_interval)
+        results["icmp_only"] = phase(lab, inv, work, False, args.seconds, args.snmp_interval, args.settle)
         print(json.dumps({"icmp_only": results["icmp_only"]}), flush=True)
-        results["mixed"] = phase(lab, inv, work, True, args.seconds, args.snmp_interval)
+        results["mixed"] = phase(lab, inv, work, True, args.seconds, args.snmp_interval, args.settle)
         print(json.dumps({"mixed": results["mixed"]}), flush=True)
     finally:
         for agent in agents:

@@ -1,6 +1,6 @@
 """Generation speed: `wardops generate` on synthetic inventories (target: 10,000 devices in <= 3 s).
 
-    .venv/bin/python bench/generate_speed.py [--devices 135 1000 10000] [--repeat 5]
+    .venv/bin/python -m bench.generate_speed [--devices 135 1000 10000] [--repeat 5] [--smoke]
 
 The inventory text comes from the same code as `wardops inventory synth --devices N`, with
 maintenance windows on every 20th branch and a latency override on every 10th device added (the
@@ -54,7 +54,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, nargs="+", default=[135, 1000, 10000])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (60 devices, 1 run, the checkers once): checks the bench runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.devices, args.repeat = [60], 1
     print("| devices | load CPU s (baseline) | generate+validate CPU s | total CPU s | total wall s "
           "| generate/load | external checkers wall s |")
     print("|---:|---:|---:|---:|---:|---:|---:|")

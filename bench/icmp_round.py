@@ -2,7 +2,8 @@
 run; scrape latency of the 10k exposition (pre-rendered vs a prometheus_client Collector); CPU
 share of 50k targets every 10 s. Needs root (creates and removes its own network namespaces).
 
-    .venv/bin/python bench/icmp_round.py [--sizes 1000,10000,50000] [--repeat 3] [--steady 60]
+    .venv/bin/python -m bench.icmp_round [--sizes 1000,10000,50000] [--repeat 3] [--steady 60]
+    .venv/bin/python -m bench.icmp_round --smoke    # 100 targets, 1 round, 4 s steady, no detection run
 
 CPU = user+sys seconds. The machine is shared: compare ratios measured in the same run.
 """
@@ -22,10 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, ROOT)
 
 LAB_BASE = ipaddress.ip_address("198.18.0.0")
 
@@ -323,10 +320,19 @@ def main() -> int:
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--steady", type=float, default=60.0, help="seconds of the 50k/10 s run (0 skips)")
+    ap.add_argument("--steady-devices", type=int, default=50_000)
+    ap.add_argument("--steady-interval", type=float, default=10.0)
+    ap.add_argument("--scrape-devices", type=int, default=10_000)
     ap.add_argument("--fping-interval", default="0.05", help="fping -i in ms")
     ap.add_argument("--scrapes", type=int, default=200)
     ap.add_argument("--detect", type=int, default=10000, help="devices in the detection-under-load run (0 skips)")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes (100 targets, 1 round, 200-device steady run of 4 s, no detection run): "
+                         "checks the bench runs, in seconds")
     args = ap.parse_args()
+    if args.smoke:
+        args.sizes, args.repeat, args.scrapes, args.scrape_devices = "100", 1, 10, 200
+        args.steady, args.steady_devices, args.steady_interval, args.detect = 4.0, 200, 3.0, 0
     if args.worker == "round":
         worker_round(args)
         return 0
@@ -371,23 +377,24 @@ def main() -> int:
                 print(json.dumps(row), flush=True)
                 report["rounds"].append(row)
             lab.up(truth)
-        report["scrape"] = scrape_latency(10_000, args.scrapes)
+        report["scrape"] = scrape_latency(args.scrape_devices, args.scrapes)
         print(json.dumps({"scrape": report["scrape"]}), flush=True)
         if args.steady:
             from inventory.dump import dump_yaml
             from inventory.synth import synth_inventory
 
             with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as fh:
-                fh.write(dump_yaml(synth_inventory(50_000, 0.1, 1, 0.0)))
+                fh.write(dump_yaml(synth_inventory(args.steady_devices, 0.1, 1, 0.0)))
                 inv_path = fh.name
             try:
                 argv = lab.probe_argv([py, __file__, "--worker", "steady", "--inventory", inv_path,
-                                       "--interval", "10", "--seconds", str(args.steady)])
+                                       "--interval", str(args.steady_interval), "--seconds", str(args.steady)])
                 proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.steady + 300)
                 if proc.returncode != 0:
                     raise SystemExit(proc.stderr)
                 s = json.loads(proc.stdout)
                 s["cpu_share_of_one_core"] = s["cpu"] / s["wall"]
+                s["interval"] = args.steady_interval
                 report["steady"] = s
                 print(json.dumps({"steady": s}), flush=True)
             finally:
@@ -438,7 +445,7 @@ def summarize(report: dict) -> None:
               f"Collector p50 {s['collector_p50_ms']:.0f} ms, p99 {s['collector_p99_ms']:.0f} ms")
     if report["steady"]:
         s = report["steady"]
-        print(f"\n50k targets every 10 s: {s['cpu']:.1f} CPU s in {s['wall']:.0f} s = "
+        print(f"\n{s['targets']} targets every {s['interval']:g} s: {s['cpu']:.1f} CPU s in {s['wall']:.0f} s = "
               f"{100 * s['cpu_share_of_one_core']:.0f} % of one core; rounds {s['rounds']}, overruns "
               f"{s['overruns']}, last round {s['last_round_duration']:.2f} s, drops {s['drops']}, "
               f"RSS {s['rss_kb'] / 1024:.0f} MB")

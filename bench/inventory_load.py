@@ -1,6 +1,6 @@
 """Inventory load speed: strict load (with line numbers and validation) vs plain PyYAML in the same run.
 
-    .venv/bin/python bench/inventory_load.py [--devices 10000] [--repeat 7]
+    .venv/bin/python -m bench.inventory_load [--devices 10000] [--repeat 7] [--smoke]
 
 Reports the best of N runs (CPU seconds of this process) so other load on the machine matters less.
 Baseline: yaml.load(CSafeLoader) of the same text, which does no validation and keeps no lines.
@@ -31,7 +31,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (200 devices, 1 run): checks the bench runs")
     args = parser.parse_args()
+    if args.smoke:
+        args.devices, args.repeat = [200], 1
     print("| devices | YAML size | wardops strict load (CPU s) | PyYAML CSafeLoader, no checks (CPU s) | ratio |")
     print("|---:|---:|---:|---:|---:|")
     for n in args.devices:

@@ -1,6 +1,8 @@
 """Inventory service benchmark: 10k-device import, list page latency, HTTP SD latency; SQLite and PostgreSQL.
 
-Reproduce:  .venv/bin/python bench/service_bench.py [--devices 10000] [--requests 300]
+Reproduce (from the repository root; the benchmark shares the tests' throwaway PostgreSQL):
+    .venv/bin/python -m bench.service_bench [--devices 10000] [--requests 300]
+    .venv/bin/python -m bench.service_bench --smoke      # 200 devices, 5 requests: seconds, checks it runs
 
 The service runs as `wardops inventory serve` (waitress) in a subprocess on 127.0.0.1; the client
 measures latency over HTTP with keep-alive, and the server's CPU time is read from /proc. As an
@@ -23,13 +25,12 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from inventory.dump import dump_yaml
+from inventory.service.transfer import import_file, open_store
+from inventory.synth import synth_inventory
+from tests.service.throwaway_pg import ThrowawayPostgres
 
-from inventory.dump import dump_yaml  # noqa: E402
-from inventory.service.throwaway_pg import ThrowawayPostgres  # noqa: E402
-from inventory.service.transfer import import_file, open_store  # noqa: E402
-from inventory.synth import synth_inventory  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 ADMIN = "bench-admin-token-0123456789"
 IDENTITY = {"Accept-Encoding": "identity"}
@@ -177,7 +178,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--devices", type=int, default=10000)
     ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--smoke", action="store_true", help="tiny sizes (200 devices, 5 requests): checks the bench runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.devices, args.requests = 200, 5
     work = Path(tempfile.mkdtemp(prefix="wardops-svc-bench-"))
     try:
         yml = work / "inventory.yml"

@@ -13,7 +13,8 @@ text of the whole snapshot, which snmp_exporter also does per scrape), of the sn
 and warm (statuses and counters only); it re-walks static columns every 10th poll, so the amortised
 figure is (cold + 9 warm) / 10.
 
-Run as root:  .venv/bin/python bench/snmp_poll.py --devices 100 1000
+Run as root:  .venv/bin/python -m bench.snmp_poll --devices 100 1000
+              .venv/bin/python -m bench.snmp_poll --smoke   # 5 devices, 1 agent, 1 round: seconds
 """
 
 from __future__ import annotations
@@ -27,21 +28,18 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-from exporter.snmp import SnmpPoller  # noqa: E402
-from exporter.snmp.oids import DYNAMIC_COLUMNS, STATIC_COLUMNS  # noqa: E402
-from exporter.snmp.render import round_text  # noqa: E402
-from inventory.model import Device, SnmpProfile  # noqa: E402
-from inventory.secrets import Secret  # noqa: E402
-from wardops.lab.netns import Lab, enter_netns  # noqa: E402
-from wardops.lab.snmpagents import V3User, add_veth_interfaces, start_snmpd  # noqa: E402
+from exporter.netns import LoopThread, enter_netns
+from exporter.snmp import SnmpPoller
+from exporter.snmp.oids import DYNAMIC_COLUMNS, STATIC_COLUMNS
+from exporter.snmp.render import round_text
+from inventory.model import Device, SnmpProfile
+from inventory.secrets import Secret
+from wardops.lab.netns import Lab
+from wardops.lab.snmpagents import V3User, add_veth_interfaces, start_snmpd
 
 TICKS = os.sysconf("SC_CLK_TCK")
 COMMUNITY = "bench-community"
@@ -101,31 +99,6 @@ def device_ips(n: int) -> list[str]:
     return [f"198.18.{1 + i // 250}.{1 + i % 250}" for i in range(n)]
 
 
-class NsThread:
-    """An event loop on a thread inside the prober namespace (how the exporter runs its prober)."""
-
-    def __init__(self, netns: str):
-        self.loop = asyncio.new_event_loop()
-        ready = threading.Event()
-
-        def main():
-            with enter_netns(netns):
-                asyncio.set_event_loop(self.loop)
-                ready.set()
-                self.loop.run_forever()
-
-        self.thread = threading.Thread(target=main, daemon=True)
-        self.thread.start()
-        ready.wait(10)
-
-    def run(self, coro, timeout=600):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self):
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-
-
 async def lag_monitor(stop: asyncio.Event, out: list[float], period: float = 0.005) -> None:
     """Largest delay of a 5 ms timer on the polling loop: how long the poller can hold up other work
     on the same loop (the exporter's ICMP rounds)."""
@@ -179,7 +152,11 @@ def main() -> int:
     ap.add_argument("--max-repetitions", type=int, default=25)
     ap.add_argument("--pysnmp", type=int, default=100, help="also poll this many devices over v3 (pysnmp path)")
     ap.add_argument("--json", help="write results here")
+    ap.add_argument("--smoke", action="store_true",
+                    help="tiny sizes (5 devices, 1 agent, 1 warm round, 2 v3 devices): checks the bench runs")
     args = ap.parse_args()
+    if args.smoke:
+        args.devices, args.agents, args.rounds, args.pysnmp = [5], 1, 1, 2
     if os.geteuid() != 0:
         print("needs root (network namespaces)", file=sys.stderr)
         return 2
@@ -225,7 +202,7 @@ def main() -> int:
                 break
             except Exception:
                 time.sleep(0.1)
-        loop = NsThread(lab.probe_ns)
+        loop = LoopThread(lab.probe_ns, name="snmp-bench").start()  # as the exporter polls
         for n in args.devices:
             ips = device_ips(n)
             devices = [Device(f"d{i}", ip, region="R", branch=f"B{i // 10}", role="router",
@@ -235,7 +212,7 @@ def main() -> int:
             # --- wardops poller -----------------------------------------------------------------
             poller = SnmpPoller(devices, profiles, concurrency=args.concurrency, interval=60, environ=environ)
             a0, c0, w0 = tree_cpu(agent_pids), time.process_time(), time.monotonic()
-            snap, cold_lag = loop.run(poll_with_lag(poller))
+            snap, cold_lag = loop.run(poll_with_lag(poller), 600)
             body = render(snap)
             cold = (time.process_time() - c0, time.monotonic() - w0, tree_cpu(agent_pids) - a0)
             up = sum(s.up for s in snap.devices)
@@ -244,14 +221,14 @@ def main() -> int:
             render_cpu, lags = [], list(cold_lag)
             for _ in range(args.rounds):
                 a0, c0, w0 = tree_cpu(agent_pids), time.process_time(), time.monotonic()
-                snap, lag = loop.run(poll_with_lag(poller))
+                snap, lag = loop.run(poll_with_lag(poller), 600)
                 lags.extend(lag)
                 r0 = time.process_time()
                 body = render(snap)
                 render_cpu.append(time.process_time() - r0)
                 warm.append((time.process_time() - c0, time.monotonic() - w0, tree_cpu(agent_pids) - a0))
                 up = min(up, sum(s.up for s in snap.devices))
-            loop.run(_close(poller))
+            loop.call(poller.close, 60)
             w_cpu = sum(w[0] for w in warm) / len(warm)
             res["wardops"] = {
                 "up": up, "interfaces": rows, "exposition_bytes": len(body),
@@ -293,11 +270,11 @@ def main() -> int:
             devices = [Device(f"v{i}", ip, region="R", branch="B", snmp=f"v3-{i % args.agents}")
                        for i, ip in enumerate(device_ips(n))]
             poller = SnmpPoller(devices, profiles, concurrency=args.concurrency, environ=environ)
-            loop.run(poller.poll_round())  # engine discovery, key localisation
+            loop.run(poller.poll_round(), 600)  # engine discovery, key localisation
             c0, w0 = time.process_time(), time.monotonic()
-            snap = loop.run(poller.poll_round())
+            snap = loop.run(poller.poll_round(), 600)
             cpu = time.process_time() - c0
-            loop.run(_close(poller))
+            loop.call(poller.close, 60)
             results["pysnmp_v3_authpriv"] = {"devices": n, "up": sum(s.up for s in snap.devices),
                                              "warm_cpu_per_device_ms": round(cpu / n * 1000, 3),
                                              "warm_wall_s": round(time.monotonic() - w0, 3)}
@@ -315,10 +292,6 @@ def main() -> int:
             a.stop()
         lab.destroy()
         subprocess.run(["rm", "-rf", str(work)], check=False)
-
-
-async def _close(poller):
-    poller.close()
 
 
 if __name__ == "__main__":

@@ -11,15 +11,15 @@ import ipaddress
 import logging
 import threading
 import time
-from concurrent.futures import Future
 
 from exporter.component import COMPONENTS, SELF_FAMILIES, Runtime
 from exporter.config import ConfigError, ExporterConfig, load_config
 from exporter.exposition import Exposition
+from exporter.netns import LoopThread
 from exporter.probers import ProbeTarget
 from exporter.targets import FileSource, HttpSdSource, Shard, TargetError
+from exporter.version import __version__
 from inventory.model import Device, Inventory
-from wardops import __version__
 
 
 class StartupError(Exception):
@@ -55,56 +55,32 @@ class Exporter:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._force = False
-        self._thread: threading.Thread | None = None
-        self._stopped: Future | None = None
+        self._thread: LoopThread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start the probing loop thread; StartupError (e.g. no ICMP socket) aborts."""
-        started: Future = Future()
-        self._stopped = Future()
-        self._thread = threading.Thread(target=self._probe_thread, args=(started,), name="probe", daemon=True)
-        self._thread.start()
+        """Start the probing loop thread; StartupError (e.g. no ICMP socket, no namespace) aborts."""
+        thread = LoopThread(self.netns, name="probe")
         try:
-            started.result(timeout)
-        except Exception as exc:
+            thread.start(timeout)
+        except Exception as exc:  # NetnsError: the message names the namespace
             raise StartupError(str(exc)) from None
+        runtime = Runtime(self.config, self.exposition, thread.loop, self.log, self.netns)
+        try:
+            thread.run(self._start_components(runtime), timeout)
+        except Exception as exc:
+            runtime.shutdown()
+            thread.stop()
+            if isinstance(exc, TimeoutError):
+                raise StartupError(f"the probing components did not start within {timeout:g} s") from None
+            raise StartupError(str(exc)) from None
+        self._thread, self.loop, self.runtime = thread, thread.loop, runtime
         self.exposition.register(SELF_FAMILIES)
         self.exposition.add_source(self._self_samples)
         with self._reload_lock:  # devices loaded before start reach the components now
             if self.inventory is not None:
                 self.loop.call_soon_threadsafe(self._apply, self.devices, self.inventory)
-
-    def _probe_thread(self, started: Future) -> None:
-        if self.netns:
-            from wardops.lab.netns import enter_netns
-            namespace = enter_netns(self.netns)
-        else:
-            namespace = contextlib.nullcontext()
-        try:
-            with namespace:
-                loop = asyncio.new_event_loop()
-                asyncio.set_event_loop(loop)
-                runtime = Runtime(self.config, self.exposition, loop, self.log, self.netns)
-                try:
-                    loop.run_until_complete(self._start_components(runtime))
-                except BaseException as exc:
-                    runtime.shutdown()
-                    loop.close()
-                    started.set_exception(exc)
-                    return
-                self.loop, self.runtime = loop, runtime
-                started.set_result(None)
-                loop.run_forever()
-                loop.run_until_complete(self._stop_components(runtime))
-                runtime.shutdown()
-                loop.close()
-        except BaseException as exc:  # entering the namespace failed
-            if not started.done():
-                started.set_exception(exc)
-        finally:
-            self._stopped.set_result(None)
 
     async def _start_components(self, runtime: Runtime) -> None:
         for name in self.component_names:
@@ -124,9 +100,12 @@ class Exporter:
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
-        if self.loop is not None and self._thread is not None and self._thread.is_alive():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._stopped.result(30)
+        if self._thread is not None and self._thread.alive():
+            try:
+                self._thread.run(self._stop_components(self.runtime), 30)
+            finally:  # a component that fails to stop must not keep the loop thread alive
+                self.runtime.shutdown()
+                self._thread.stop()
 
     # -- inventory -----------------------------------------------------------------------------
 
@@ -195,7 +174,7 @@ class Exporter:
         if hasattr(self.source, "configure"):
             self.source.configure(new)
         if self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self._reconfigure(new), self.loop).result(30)
+            self._thread.run(self._reconfigure(new), 30)
         self.log.info('msg="config reloaded" file=%s policies="%s"', self.config_path, ",".join(new.policies))
         return True, "config reloaded"
 
@@ -245,7 +224,7 @@ class Exporter:
         return None
 
     def run_on_loop(self, coro, timeout: float):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self._thread.run(coro, timeout)
 
     def _self_samples(self):
         out = [("wardops_exporter_build_info", f'{{version="{__version__}"}}', 1),

@@ -22,7 +22,9 @@ from generators.vmagent import EXPORTER_JOBS
 from inventory.errors import InventoryError, Problem
 from inventory.model import Inventory
 
-# Group and rule fields accepted by both vmalert 1.79.5 and promtool 2.42 (see shared NOTES).
+# Group and rule fields accepted by both vmalert 1.79.5 and promtool 2.42: vmalert 1.79.5 exits 255 on
+# keep_firing_for (1.92+), eval_offset (1.94+) and debug (1.82+); promtool 2.42 rejects the
+# vmalert-only group fields concurrency and params.
 GROUP_FIELDS = frozenset({"name", "interval", "limit", "rules"})
 RULE_FIELDS = frozenset({"record", "alert", "expr", "for", "labels", "annotations"})
 LATENCY_LABEL = "latency_threshold_ms"

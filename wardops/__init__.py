@@ -1,3 +1,5 @@
 """wardops: network reachability monitoring for Prometheus/VictoriaMetrics."""
 
-__version__ = "0.1.0"
+from exporter.version import __version__
+
+__all__ = ["__version__"]

@@ -1,6 +1,7 @@
 """Minimal BER codec for SNMP v1/v2c GET/GETNEXT/GETBULK and their responses.
 
-Why not pyasn1: decoding a response through pysnmp/pyasn1 costs ~250 µs CPU per varbind (NOTES), an
+Why not pyasn1: decoding a response through pysnmp/pyasn1 costs ~250 µs CPU per varbind (pysnmp 7.1:
+0.51 CPU s for a ~2,081-varbind ifTable+ifXTable walk of snmpd; snmp_exporter 0.043 s), an
 order of magnitude above the Go snmp_exporter. The poller needs only a handful of message shapes, so
 this module encodes requests and decodes responses directly from bytes. OIDs stay in their encoded
 form (BER OID encoding is prefix-preserving at arc boundaries), so column membership and row indexes

@@ -7,10 +7,10 @@ for the demo. Secrets resolve from the environment/files named in the inventory.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-import threading
 import time
+
+from exporter.netns import run_in_netns
 
 # The CLI waits for a slow device longer than a scraper would (probe.timeout is 5 s by default).
 PROBE_DEADLINE = 60.0
@@ -60,25 +60,10 @@ def run_poll(args: argparse.Namespace) -> int:
         finally:
             poller.close()
 
-    out: dict = {}
-
-    def main() -> None:  # sockets must be created on the loop thread, inside the namespace
-        try:
-            if args.netns:
-                from wardops.lab.netns import enter_netns
-
-                with enter_netns(args.netns):
-                    out["text"] = asyncio.run(poll())
-            else:
-                out["text"] = asyncio.run(poll())
-        except Exception as exc:  # reported below, without a traceback full of internals
-            out["error"] = exc
-
-    thread = threading.Thread(target=main, name="snmp-poll")
-    thread.start()
-    thread.join()
-    if "error" in out:
-        print(f"snmp poll failed: {out['error']}", file=sys.stderr)
+    try:  # sockets are created on the loop thread, inside the namespace
+        text = run_in_netns(args.netns, poll, name="snmp-poll")
+    except Exception as exc:  # reported without a traceback full of internals
+        print(f"snmp poll failed: {exc}", file=sys.stderr)
         return 1
-    sys.stdout.write(out["text"].decode())
+    sys.stdout.write(text.decode())
     return 0

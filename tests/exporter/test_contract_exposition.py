@@ -14,7 +14,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from icmp_fakes import FakeEngine
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import contract
@@ -30,7 +29,8 @@ from exporter.snmp.component import SnmpComponent
 from exporter.targets import Source
 from inventory.model import Device, ExtraOid, Inventory, SnmpProfile
 from inventory.secrets import Secret
-from tests.snmp.fakeagent import FakeAgent
+from tests.exporter.icmp.fakes import FakeEngine
+from tests.exporter.snmp.fakeagent import FakeAgent
 from wardops.lab.snmpagents import AgentSpec, snmprec
 
 CONFIG = """

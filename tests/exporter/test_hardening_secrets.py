@@ -8,7 +8,6 @@ import logging
 import os
 
 import pytest
-from sdserver import SD, SdServer
 
 from exporter.app import Exporter
 from exporter.config import loads_config
@@ -17,6 +16,7 @@ from exporter.snmp.credentials import CredentialError, RefusedSecret, SecretPoli
 from exporter.targets import FileSource, HttpSdSource
 from inventory.model import Device
 from inventory.secrets import Secret
+from tests.exporter.sdserver import SD, SdServer
 
 LOG = logging.getLogger("test.secrets")
 

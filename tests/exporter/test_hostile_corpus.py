@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sdserver import SdServer
 
 from exporter.app import Exporter
 from exporter.config import loads_config
 from exporter.targets import FileSource, HttpSdSource, TargetError, devices_from_sd
 from inventory.secrets import SecretError
+from tests.exporter.sdserver import SdServer
 
 CORPUS = Path(__file__).resolve().parents[1] / "testdata" / "hostile"
 LOG = logging.getLogger("test.corpus")

@@ -14,7 +14,7 @@ from contextlib import redirect_stderr, redirect_stdout
 import pytest
 
 from inventory.service.app import create_app
-from inventory.service.throwaway_pg import ThrowawayPostgres
+from tests.service.throwaway_pg import ThrowawayPostgres
 
 ADMIN = "admin-token-0123456789abcdef"
 READER = "read-token-0123456789abcdef"

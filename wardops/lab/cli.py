@@ -18,6 +18,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from exporter.netns import NetnsError
 from inventory.errors import InventoryError
 from inventory.loader import load_inventory
 from wardops.lab.flap import Flapper
@@ -118,7 +119,7 @@ def _guarded(func, args) -> int:
         return 2
     try:
         return func(args) or 0
-    except (LabError, TargetError, ValueError, _netns_error(), _snmp_error()) as exc:
+    except (LabError, TargetError, ValueError, NetnsError, _netns_error(), _snmp_error()) as exc:
         print(f"wardops lab: {exc}", file=sys.stderr)
         return 1
     except InventoryError as exc:

@@ -2,20 +2,24 @@
 that answers for all of 198.18.0.0/15 and 2001:2::/48 (AnyIP local routes), with nftables sets to
 take hosts down, flap them, or add random loss.
 
+Entering a namespace (enter_netns, NetnsError) is the exporter's (exporter.netns); the lab builds on it.
+
 Safety: the prober namespace has no default route and no route but the lab ranges, so nothing
 probed from inside it can leave the machine.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import ipaddress
 import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+
+from exporter.netns import NetnsError, enter_netns
+
+__all__ = ["Lab", "LabError", "NetnsError", "enter_netns", "list_netns", "remove_stale_labs", "require_root"]
 
 LAB_V4 = "198.18.0.0/15"  # RFC 2544 benchmarking range
 LAB_V6 = "2001:2::/48"  # RFC 5180 benchmarking range
@@ -30,7 +34,6 @@ CANARY_V4 = "198.19.255.0/24"
 CANARIES = ("198.19.255.1", "198.19.255.2")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 CHUNK = 500  # set elements per nft command
-CLONE_NEWNET = 0x40000000
 
 
 class LabError(Exception):
@@ -269,33 +272,6 @@ table inet {NFT_TABLE} {{
 
 def _canonical(ip: str) -> str:
     return ipaddress.ip_address(ip).compressed
-
-
-@contextlib.contextmanager
-def enter_netns(name: str) -> Iterator[None]:
-    """Move the calling THREAD into network namespace `name` (from `ip netns add`), then back.
-
-    Sockets opened inside keep that namespace after the thread returns: the exporter probes from
-    inside the lab while its web listener stays in the caller's namespace.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    try:
-        target = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    except OSError as exc:
-        raise LabError(f"network namespace {name!r} does not exist ({exc.strerror})") from None
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        if libc.setns(target, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise LabError(f"cannot enter network namespace {name!r}: {os.strerror(err)}")
-        try:
-            yield
-        finally:
-            if libc.setns(own, CLONE_NEWNET) != 0:  # pragma: no cover - would leave the thread inside
-                raise LabError(f"cannot leave network namespace {name!r}: {os.strerror(ctypes.get_errno())}")
-    finally:
-        os.close(target)
-        os.close(own)
 
 
 def remove_stale_labs(prefix: str = "wd") -> list[str]:

@@ -2,7 +2,6 @@ import asyncio
 import logging
 import threading
 
-from icmp_fakes import FakeEngine
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.component import Runtime
@@ -10,6 +9,7 @@ from exporter.config import loads_config
 from exporter.exposition import Exposition, label_text
 from exporter.icmp.component import FAMILIES, IcmpComponent, render_rows
 from inventory.model import Device
+from tests.exporter.icmp.fakes import FakeEngine
 
 LOG = logging.getLogger("test")
 

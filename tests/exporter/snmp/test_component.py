@@ -1,5 +1,5 @@
 """SnmpComponent through the poller's seam (in-memory agents, no sockets): the pre-rendered section
-says exactly what prometheus_client says for the same snapshot (tests/snmp/oracle.py), the role
+says exactly what prometheus_client says for the same snapshot (tests/exporter/snmp/oracle.py), the role
 split, removal at once, self-metrics, and that slow SNMP devices never delay the ICMP rounds on the
 shared loop."""
 
@@ -7,7 +7,6 @@ import asyncio
 import logging
 
 import pytest
-from icmp_fakes import FakeEngine
 
 from exporter.component import SELF_FAMILIES, Runtime
 from exporter.config import loads_config
@@ -17,8 +16,9 @@ from exporter.snmp import SnmpPoller
 from exporter.snmp.component import FAMILIES, SnmpComponent
 from inventory.model import Device, Inventory, SnmpProfile
 from inventory.secrets import Secret
-from tests.snmp import oracle
-from tests.snmp.fakeagent import FakeAgent
+from tests.exporter.icmp.fakes import FakeEngine
+from tests.exporter.snmp import oracle
+from tests.exporter.snmp.fakeagent import FakeAgent
 from wardops.lab.snmpagents import AgentSpec, interface_rows, snmprec
 
 LOG = logging.getLogger("test.snmp")

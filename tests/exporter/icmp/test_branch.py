@@ -9,7 +9,6 @@ import logging
 import threading
 
 import pytest
-from icmp_fakes import FakeEngine
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.component import Runtime
@@ -18,6 +17,7 @@ from exporter.exposition import Exposition
 from exporter.icmp.component import FAMILIES, SITE_KEY, IcmpComponent
 from exporter.targets import Shard
 from inventory.model import Device
+from tests.exporter.icmp.fakes import FakeEngine
 
 LOG = logging.getLogger("test")
 

@@ -12,13 +12,13 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from icmp_fakes import FakeEngine
 
 from exporter.app import Exporter
 from exporter.config import loads_config
 from exporter.icmp.component import IcmpComponent
 from exporter.targets import FileSource, HttpSdSource, Shard, TargetError, devices_from_sd
 from exporter.web import WebServer
+from tests.exporter.icmp.fakes import FakeEngine
 
 CONFIG = """
 policies:

@@ -19,7 +19,7 @@ from exporter.snmp.probe import result
 from exporter.snmp.render import round_text
 from inventory.model import Device, ExtraOid, SnmpProfile
 from inventory.secrets import Secret
-from tests.snmp import oracle
+from tests.exporter.snmp import oracle
 
 NOW = 1_790_000_000.0
 PROFILES = {"p": SnmpProfile("p", "2c", community=Secret("env", "C"), extra_oids=(

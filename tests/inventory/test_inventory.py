@@ -14,8 +14,8 @@ from inventory import Inventory, InventoryError, inventory_from_data, load_inven
 from inventory.dump import dump_yaml, inventory_data
 from inventory.synth import SYNTH_NETWORK, synth_inventory
 
-ROOT = Path(__file__).resolve().parent.parent
-TESTDATA = Path(__file__).parent / "testdata"
+ROOT = Path(__file__).resolve().parents[2]
+TESTDATA = Path(__file__).resolve().parents[1] / "testdata"
 INVALID = sorted(TESTDATA.glob("invalid-*.yml"))
 
 
