@@ -25,7 +25,7 @@ from wardops.stack.webhook import distinct
 
 pytestmark = [pytest.mark.stack, pytest.mark.lab, pytest.mark.slow]
 
-# Regions of 5, 3, 2 and 2 branches (the first branch of each is its hub), ~140 devices.
+# Regions of 5, 3, 2 and 2 branches (the first branch of each is its hub) and the data centre: 130 devices.
 REGIONS = (("Tbilisi", 5), ("Batumi", 3), ("Kutaisi", 2), ("Rustavi", 2))
 HOLD = 60.0  # thresholds.recovery_hold: what stays down behind a recovered cause is quiet this long
 LATENCIES: dict[str, float] = {}
@@ -37,7 +37,7 @@ def bank(tmp_path_factory):
     require_parts(trees)
     work = tmp_path_factory.mktemp("e2e-root-cause")
     inventory = work / "inventory.yml"
-    inv = synth_bank_inventory(seed=11, regions=REGIONS, topology=False)
+    inv = synth_bank_inventory(devices=130, seed=11, regions=REGIONS, topology=False)
     inventory.write_text(dump_yaml(inv))
     exporter_port, inventory_port = free_ports(2)
     tb = Testbed(TestbedSettings(workdir=work / "tb", inventory=inventory, lab_name=e2e_lab_name() + "r",
