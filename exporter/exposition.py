@@ -154,6 +154,10 @@ class Exposition:
             if chunks:
                 out.append(self._gz_header(family) if gzip else family.header())
                 out.extend(chunks)
+        if gzip and not out:
+            # No series (e.g. ?module=snmp on an exporter without SNMP devices): zero bytes are not a
+            # gzip stream, and vmagent counts the scrape as failed (up 0, ExporterDown).
+            out.append(gzip_member(b""))
         return out
 
 

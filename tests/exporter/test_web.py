@@ -109,6 +109,12 @@ def test_module_filter_one_scrape_job_per_protocol(running):
     assert snmp[0] == 200 and "wardops_icmp_" not in snmp[1] and "wardops_exporter_" not in snmp[1]
     assert "rtr-a" not in get(base + "/metrics?module=icmp&role=isp")[1]
     assert get(base + "/metrics?module=http")[0] == 400
+    # No SNMP series at all, gzip asked (as vmagent does): still a valid gzip stream, or vmagent
+    # counts the scrape as failed and ExporterDown pages for an exporter that is fine.
+    req = urllib.request.Request(base + "/metrics?module=snmp", headers={"Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.headers["Content-Encoding"] == "gzip"
+        assert gzip.decompress(resp.read()) == b""
 
 
 def test_probe_module_table_and_refusal(running):
