@@ -52,7 +52,7 @@ def bank(tmp_path_factory):
 
 def pages(tb, since: float, until: float | None = None) -> list[tuple[str, tuple]]:
     """Distinct firing alerts delivered since `since`: (alertname, sorted scoping labels)."""
-    scope = ("device", "branch", "region", "upstream", "site", "instance")
+    scope = ("device", "branch", "region", "upstream", "site", "instance", "job")
     out = set()
     for a in tb.alerts(since):
         if a.status != "firing" or a.name == "Watchdog" or (until is not None and a.received_ts > until):
