@@ -156,7 +156,7 @@ def test_new_page_in_a_branch_with_an_open_warning_is_not_held_by_grouping(bank,
         finally:
             flapper.stop()
         assert flapping is not None, "no DeviceFlapping for a device flapping in a busy branch"
-        third = flapper.transitions[2] if len(flapper.transitions) > 2 else None
+        third = flapper.transitions[2][0] if len(flapper.transitions) > 2 else None
         assert third is not None
         LATENCIES["busy_branch_flapping_after_3rd_change"] = round(flapping.received_ts - third, 1)
     finally:
