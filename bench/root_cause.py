@@ -519,6 +519,9 @@ def main(argv: list[str] | None = None) -> int:
         exporter_port, inventory_port = free_ports(2)
         tb = Testbed(TestbedSettings(workdir=Path(tmp) / "tb", inventory=path, lab_name=f"wr{os.getpid() % 100000}",
                                      ports=ephemeral_ports(), exporter_port=exporter_port, snmp=False,
+                                     # The inventory service does not store `topology:`; the
+                                     # exporter then reads the file, which has it.
+                                     use_inventory_service=not args.topology,
                                      inventory_port=inventory_port, trees=trees, settings_overrides=overrides),
                      log=log)
         with tb:
