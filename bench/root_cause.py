@@ -38,6 +38,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -480,6 +481,10 @@ def print_table(result: dict) -> None:
     print("targets:", "all met" if not failed else "NOT met: " + ", ".join(failed))
 
 
+def _terminated(signum, _frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the `finally` and `with` blocks
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -512,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault(section, {})[name] = value
     trees = {k: Path(v) for k, _, v in (t.partition("=") for t in args.tree)}
     log = lambda m: print(m, flush=True)  # noqa: E731
+    signal.signal(signal.SIGTERM, _terminated)  # a killed run still restores the lab and stops its daemons
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="wardops-rootcause-") as tmp:
         path = Path(tmp) / "inventory.yml"
