@@ -38,6 +38,7 @@ import json
 import math
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -452,6 +453,18 @@ def run(tb: Testbed, inv: Inventory, args, log) -> dict:
     }
 
 
+def settle(tb: Testbed, quiet_for: float, limit: float, log) -> None:
+    """Wait until no page has arrived for `quiet_for` seconds (at most `limit`): alerts of the
+    stack's start (e.g. ExporterDown before the first scrape) must not land in the loss phase."""
+    start = time.time()
+    while time.time() - start < limit:
+        last = max((a.received_ts for a in tb.alerts(start) if a.name not in IGNORED), default=start)
+        if time.time() - last >= quiet_for:
+            return
+        time.sleep(1)
+    log(f"start-up pages still arriving after {limit:.0f} s; going on")
+
+
 def print_table(result: dict) -> None:
     print(f"\n{'kind':<8}{'causes':>7}{'pages':>7}{'/cause':>8}{'overst.':>8}{'missed':>7}"
           f"{'p50 s':>8}{'p95 s':>8}{'max s':>8}  alerts")
@@ -466,6 +479,10 @@ def print_table(result: dict) -> None:
     print(f"pages no root cause explains: {len(result['unexplained'])}")
     failed = [k for k, ok in result["checks"].items() if not ok]
     print("targets:", "all met" if not failed else "NOT met: " + ", ".join(failed))
+
+
+def _terminated(signum, _frame) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the `finally` and `with` blocks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides.setdefault(section, {})[name] = value
     trees = {k: Path(v) for k, _, v in (t.partition("=") for t in args.tree)}
     log = lambda m: print(m, flush=True)  # noqa: E731
+    signal.signal(signal.SIGTERM, _terminated)  # a killed run still restores the lab and stops its daemons
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="wardops-rootcause-") as tmp:
         path = Path(tmp) / "inventory.yml"
@@ -507,11 +525,14 @@ def main(argv: list[str] | None = None) -> int:
         exporter_port, inventory_port = free_ports(2)
         tb = Testbed(TestbedSettings(workdir=Path(tmp) / "tb", inventory=path, lab_name=f"wr{os.getpid() % 100000}",
                                      ports=ephemeral_ports(), exporter_port=exporter_port, snmp=False,
+                                     # The inventory service does not store `topology:`; the
+                                     # exporter then reads the file, which has it.
+                                     use_inventory_service=not args.topology,
                                      inventory_port=inventory_port, trees=trees, settings_overrides=overrides),
                      log=log)
         with tb:
             tb.wait_ingested(timeout=180)
-            time.sleep(10 if args.smoke else 30)  # start-up alerts (first evaluations) settle first
+            settle(tb, quiet_for=10 if args.smoke else 30, limit=180, log=log)
             result = run(tb, inv, args, log)
             result["skipped"] = dict(tb.skipped)
             result["canaries"] = list(tb.canaries)
