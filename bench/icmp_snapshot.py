@@ -29,7 +29,6 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
 
 ISP_SHARE = 0.12  # the bank-shaped lab: 875 devices, ~105 uplinks over 88-93 branches
 

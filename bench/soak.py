@@ -35,10 +35,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from wardops.lab.netns import Lab  # noqa: E402
-from wardops.lab.snmpagents import start_snmpd  # noqa: E402
+from wardops.lab.netns import Lab
+from wardops.lab.snmpagents import start_snmpd
 
 COMMUNITY_ENV = "SOAK_SNMP_COMMUNITY"
 COMMUNITY = "soak-community"

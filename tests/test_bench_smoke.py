@@ -27,6 +27,8 @@ SMOKES = [
     ("snmp_poll", (pytest.mark.lab,), r'"pysnmp_v3_authpriv": \{\s*"devices": 2,\s*"up": 2'),
     ("exporter_mixed", (pytest.mark.lab,), r'"devices_down_up": \[\s*0,\s*5\s*\]'),
     ("detection_latency", (pytest.mark.lab, pytest.mark.stack), r"smoke: the ISP uplink trial paged: yes"),
+    ("icmp_snapshot", (), r'"render": \{"devices": 200, "isp": \d+, "branches": 20, "full": \{"on_loop_ms"'),
+    ("soak", (pytest.mark.lab,), r'"verdict": "ok"'),
 ]
 
 
