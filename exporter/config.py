@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from inventory.errors import ConfigError, Problem, describe_value, quote
+from inventory.errors import ConfigError, describe_value, quote
 from inventory.located import read_yaml
 from inventory.model import ROLES
-from inventory.strict import INVALID, Checker, format_duration
+from inventory.strict import INVALID, Checker, format_duration, read_config_file
 
 MODES = ("auto", "unprivileged", "raw")
 _ENV_PREFIX_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -171,12 +171,7 @@ def load_config(path: str | None) -> ExporterConfig:
     """The built-in defaults without a file; ExporterConfigError lists every problem otherwise."""
     if path is None:
         return _DEFAULTS
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExporterConfigError([Problem(path, f"cannot read config: {exc}")]) from None
-    return loads_config(text, path)
+    return loads_config(read_config_file(path, ExporterConfigError, "config"), path)
 
 
 def loads_config(text: str, source: str = "<config>") -> ExporterConfig:

@@ -27,8 +27,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from inventory.errors import InventoryError, Problem, describe_value
+from inventory.errors import ConfigError, describe_value
 from inventory.located import read_yaml
+from inventory.strict import INVALID, Checker, read_config_file
 
 TOP_KEYS = ("tls_server_config", "basic_auth_users", "http_server_config")
 TLS_KEYS = ("cert_file", "key_file", "client_auth_type", "client_ca_file", "min_version", "max_version",
@@ -46,10 +47,8 @@ RESERVED_HEADERS = frozenset({"content-type", "content-length", "content-encodin
                               "connection", "www-authenticate", "date", "server"})
 
 
-class WebConfigError(Exception):
-    def __init__(self, problems: list[Problem]):
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+class WebConfigError(ConfigError):
+    """The web config file is invalid; `problems` lists every error, each with file:line."""
 
 
 @dataclass(frozen=True)
@@ -118,44 +117,25 @@ class WebConfig:
 
 
 def load_web_config(path: str) -> WebConfig:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise WebConfigError([Problem(path, f"cannot read web config: {exc}")]) from None
-    return loads_web_config(text, path)
+    return loads_web_config(read_config_file(path, WebConfigError, "web config"), path)
 
 
 def loads_web_config(text: str, source: str = "<web config>") -> WebConfig:
-    try:
-        data, locate = read_yaml(text, source)
-    except InventoryError as exc:
-        raise WebConfigError(exc.problems) from None
-    problems: list[Problem] = []
-
-    def error(path: tuple, message: str) -> None:
-        # Problem prints FILE:LINE: dotted.path: message (one format for every config file).
-        problems.append(Problem(locate(path), message, path))
+    data, locate = read_yaml(text, source, WebConfigError)
+    chk = Checker(locate)  # the one config kit: FILE:LINE: dotted.path: message, every error at once
+    error = chk.error
 
     def mapping(value, path, allowed) -> dict:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            error(path, f"must be a mapping, got {describe_value(value)}")
-            return {}
-        for key in value:
-            if allowed is not None and key not in allowed:
-                error(path + (key,), f"unknown key (allowed: {', '.join(allowed)})")
-        return value
+        """Unknown keys reported; allowed=None: any key (user names, header names)."""
+        if allowed is None:
+            return chk.mapping(value, path, value.keys() if isinstance(value, dict) else ()) or {}
+        return chk.mapping(value, path, allowed) or {}
 
     def string(m, path, key) -> str | None:
-        value = m.get(key)
-        if value is None:
+        if m.get(key) is None:
             return None
-        if not isinstance(value, str) or not value:
-            error(path + (key,), f"must be a non-empty string, got {describe_value(value)}")
-            return None
-        return value
+        value = chk.text(m[key], path + (key,))
+        return None if value is INVALID else value
 
     top = mapping(data, (), TOP_KEYS)
     kwargs: dict = {}
@@ -216,6 +196,5 @@ def loads_web_config(text: str, source: str = "<web config>") -> WebConfig:
     kwargs["headers"] = MappingProxyType(headers)
     if "http2" in http:
         ignored.append("http_server_config.http2")
-    if problems:
-        raise WebConfigError(problems)
+    chk.raise_if_any(WebConfigError)
     return WebConfig(ignored=tuple(ignored), **kwargs)

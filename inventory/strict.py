@@ -132,6 +132,15 @@ def label_value_problem(value: str) -> str | None:
     return None
 
 
+def read_config_file(path: str, error: type[ConfigError], what: str) -> str:
+    """The text of a config file, or `error` naming the file (never a traceback)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error([Problem(path, f"cannot read {what}: {exc}")]) from None
+
+
 def in_source_order(problems: Iterable[Problem]) -> list[Problem]:
     """Sorted by line for "file:line" locations; stable, so same-line problems and JSON paths keep
     the order they were found in."""

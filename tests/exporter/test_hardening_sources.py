@@ -9,13 +9,13 @@ import threading
 import time
 
 import pytest
-from test_icmp_web import get
 
 from exporter.app import Exporter
 from exporter.config import loads_config
 from exporter.targets import FileSource, HttpSdSource, TargetError
 from exporter.web import WebServer
 from tests.exporter.sdserver import SD, SdServer, drip, endless
+from tests.exporter.test_web import get
 
 LOG = logging.getLogger("test.hardening")
 

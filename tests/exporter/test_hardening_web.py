@@ -20,10 +20,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from test_icmp_web import get
 
 from exporter.web import WebServer
 from exporter.webconfig import WebConfigError, load_web_config, loads_web_config
+from tests.exporter.test_web import get
 
 
 class StubExporter:
