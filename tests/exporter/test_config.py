@@ -77,6 +77,19 @@ INVALID = {
     "invalid-yaml-syntax.yml": [
         "3: YAML syntax error: did not find expected ',' or '}'",
     ],
+    "invalid-inventory-limits.yml": [
+        "2: inventory.max_bytes: must be a whole number from 1024 to 17179869184, got number 10",
+        "3: inventory.max_drop_share: must be a number from 0 to 1, got number 1.5",
+        "4: inventory.hold_time: must be a duration like 1h30m, 5m, 2s, 1.5s, 500ms (units d h m s ms, largest "
+        "first; a plain number is seconds), got string 'forever'",
+        "5: inventory.timeout: must be a duration above 0s to 5m, got number 0",
+    ],
+    "invalid-secrets.yml": [
+        "2: secrets.directory: must be an absolute directory path, got string 'etc/secrets'",
+        "3: secrets.env_prefix: must be a non-empty environment variable name prefix [A-Za-z_][A-Za-z0-9_]*, "
+        "got string 'WARD-'",
+        "4: secrets.community: unknown key (allowed: directory, env_prefix)",
+    ],
 }
 
 

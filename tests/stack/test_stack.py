@@ -145,6 +145,9 @@ def test_up_with_generated_configs_loads_every_rule_group(tmp_path):
         assert groups == want and len(want) >= 2
         with urllib.request.urlopen(st.settings.url(st.settings.ports.vmagent) + "/api/v1/targets", timeout=10) as r:
             jobs = {t["labels"]["job"] for t in json.loads(r.read())["data"]["activeTargets"]}
-        assert {"wardops", "wardops_isp"} <= jobs
+        assert {"wardops_icmp", "wardops_snmp"} <= jobs
+        # The stack runs the daemons with the generated flags files (the latency depends on them).
+        argv = " ".join(st.daemons()["victoria-metrics"].argv) + " " + " ".join(st.daemons()["vmalert"].argv)
+        assert "-search.latencyOffset=1s" in argv and "-datasource.queryTimeAlignment=false" in argv
     finally:
         st.down(log=lambda _msg: None)

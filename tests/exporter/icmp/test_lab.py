@@ -181,7 +181,8 @@ def exporter(lab, tmp_path_factory):
     exp = Exporter(FileSource(str(inv)), cfg, netns=lab.probe_ns, log=logging.getLogger("test.lab"))
     exp.refresh(force=True)
     exp.start()
-    web = WebServer(exp, "127.0.0.1", 0).start()  # host namespace: the lab has no loopback route to us
+    # lifecycle: the tests POST /-/reload (Prometheus-style gate, off by default).
+    web = WebServer(exp, "127.0.0.1", 0, lifecycle=True).start()  # host namespace: no lab route to us
     base = f"http://127.0.0.1:{web.port}"
     deadline = time.monotonic() + 15
     while get(base + "/-/ready")[0] != 200 and time.monotonic() < deadline:
