@@ -326,18 +326,20 @@ def cmd_loss(args) -> int:
     return 0
 
 
-def cmd_branch_down(args) -> int:
-    devices = branch_devices(_inventory(args), args.branch)
-    _existing_lab(args).down(ips(devices))
-    print(f"lab {args.name}: branch {args.branch!r} down ({len(devices)} devices)")
+def _switch(args, devices, what: str, up: bool) -> int:
+    """Take `devices` down or bring them back in one nft batch (branch, region, upstream alike)."""
+    lab = _existing_lab(args)
+    (lab.up if up else lab.down)(ips(devices))
+    print(f"lab {args.name}: {what} {'up' if up else 'down'} ({len(devices)} devices)")
     return 0
+
+
+def cmd_branch_down(args) -> int:
+    return _switch(args, branch_devices(_inventory(args), args.branch), f"branch {args.branch!r}", up=False)
 
 
 def cmd_branch_up(args) -> int:
-    devices = branch_devices(_inventory(args), args.branch)
-    _existing_lab(args).up(ips(devices))
-    print(f"lab {args.name}: branch {args.branch!r} up ({len(devices)} devices)")
-    return 0
+    return _switch(args, branch_devices(_inventory(args), args.branch), f"branch {args.branch!r}", up=True)
 
 
 def cmd_site_down(args) -> int:
@@ -365,31 +367,21 @@ def _region_scope(args):
 
 
 def cmd_region_down(args) -> int:
-    devices, what = _region_scope(args)
-    _existing_lab(args).down(ips(devices))
-    print(f"lab {args.name}: {what} down ({len(devices)} devices)")
-    return 0
+    return _switch(args, *_region_scope(args), up=False)
 
 
 def cmd_region_up(args) -> int:
-    devices, what = _region_scope(args)
-    _existing_lab(args).up(ips(devices))
-    print(f"lab {args.name}: {what} up ({len(devices)} devices)")
-    return 0
+    return _switch(args, *_region_scope(args), up=True)
 
 
 def cmd_upstream_down(args) -> int:
     devices = upstream_devices(_inventory(args), args.upstream)
-    _existing_lab(args).down(ips(devices))
-    print(f"lab {args.name}: upstream {args.upstream!r} down ({len(devices)} devices behind it)")
-    return 0
+    return _switch(args, devices, f"upstream {args.upstream!r} and what is behind it", up=False)
 
 
 def cmd_upstream_up(args) -> int:
     devices = upstream_devices(_inventory(args), args.upstream)
-    _existing_lab(args).up(ips(devices))
-    print(f"lab {args.name}: upstream {args.upstream!r} up ({len(devices)} devices)")
-    return 0
+    return _switch(args, devices, f"upstream {args.upstream!r} and what is behind it", up=True)
 
 
 def cmd_exec(args) -> int:
