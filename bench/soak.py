@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from wardops.lab.netns import Lab
 from wardops.lab.snmpagents import start_snmpd
+from wardops.stack.stack import free_ports
 
 COMMUNITY_ENV = "SOAK_SNMP_COMMUNITY"
 COMMUNITY = "soak-community"
@@ -61,12 +61,6 @@ def inventory_yaml(ids: list[int], snmp_ids: set[int], agents: int, generation: 
         labels = f", labels: {{rev: g{generation}}}" if i in relabel else ""
         lines.append(f"  - {{name: d{i}, ip: {ip_of(i)}, region: r{i % 4}, branch: b{i // 10}, {role}{profile}{labels}}}")
     return "\n".join(lines) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def proc_sample(pid: int) -> dict:
@@ -140,7 +134,7 @@ def main() -> int:
         cfg.write_text(f"inventory: {{poll_interval: {min(5.0, args.reload_every / 2):g}s}}\n"
                        "snmp: {interval: 60s}\n" if not args.smoke else
                        "inventory: {poll_interval: 1s}\nsnmp: {interval: 5s}\n")
-        port = free_port()
+        (port,) = free_ports(1)
         log = open(work / "exporter.log", "w")
         proc = subprocess.Popen([sys.executable, "-m", "wardops.cli", "exporter", "--inventory", str(inv),
                                  "--config.file", str(cfg), "--netns", lab.probe_ns,
