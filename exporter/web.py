@@ -5,9 +5,17 @@ on the loop would delay reply reads (and a slow scraper could stall probing). Th
 joins pre-rendered bytes, so a thread per connection is cheap, and the standard library suffices.
 
 Bounds, because the default listen address is 0.0.0.0: at most `max_connections` (64) connections are
-served at once (further ones wait in the kernel's accept backlog, costing no thread), and a connection
-that sends nothing for `IDLE_TIMEOUT` seconds is closed, so 400 idle clients hold at most 64 threads
-for at most 15 s each. `POST /-/reload` needs --web.enable-lifecycle (as in Prometheus). TLS and basic
+served at once (further ones wait in the kernel's accept backlog of `ACCEPT_BACKLOG`, costing no
+thread), and a connection that sends nothing for `IDLE_TIMEOUT` seconds is closed, so 400 idle clients
+hold at most 64 threads for at most 15 s each.
+
+Keep-alive only while fewer than half the slots are taken. vmagent opens one connection per scrape
+target, and the blackbox-style /probe job has one target per device: 130 devices scraped every 60 s
+each left a connection idle for 15 s after its answer, about 35 at once on average and all 64 at
+peaks. Then the 1 s /metrics scrape waited in the backlog, the standard library's backlog of 5
+overflowed, connects were dropped, and a scrape took over 30 s. Past half, an answer carries
+`Connection: close`, so idle connections never hold more than half the threads (an idle connection
+to a 60 s scraper saves nothing anyway: the server closes it after 15 s). `POST /-/reload` needs --web.enable-lifecycle (as in Prometheus). TLS and basic
 auth come from --web.config.file (exporter/webconfig.py).
 """
 
@@ -28,6 +36,7 @@ from exporter.webconfig import WebConfig
 
 IDLE_TIMEOUT = 15.0  # seconds without a byte from the client (Prometheus scrapes keep-alive; it reconnects)
 MAX_CONNECTIONS = 64
+ACCEPT_BACKLOG = 1024  # listen(2) queue while every slot is busy (the kernel caps it at somaxconn)
 # A client closing early (scrape timeout, curl ^C, port scanner) is routine: one log line, no traceback.
 CLIENT_GONE = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError, ssl.SSLError)
 
@@ -59,6 +68,8 @@ class _Handler(BaseHTTPRequestHandler):
         if encoding:
             self.send_header("Content-Encoding", encoding)
         self.send_header("Content-Length", str(sum(len(c) for c in chunks)))
+        if not self.server.keep_alive_allowed():
+            self.send_header("Connection", "close")  # also sets close_connection
         self.end_headers()
         if self.command != "HEAD":
             for chunk in chunks:  # no join: a 10k-device exposition is ~14 MB, do not copy it
@@ -164,6 +175,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = ACCEPT_BACKLOG
 
     def __init__(self, address, handler, *, ssl_context: ssl.SSLContext | None, max_connections: int,
                  log: logging.Logger, idle_timeout: float):
@@ -172,7 +184,14 @@ class _Server(ThreadingHTTPServer):
         self.idle_timeout = idle_timeout
         self.log = log
         self._slots = threading.BoundedSemaphore(max_connections)
+        self._keep_alive_limit = max(1, max_connections // 2)
+        self._open = 0  # connections holding a slot
+        self._open_lock = threading.Lock()
         self._closing = False
+
+    def keep_alive_allowed(self) -> bool:
+        """True while fewer than half the slots are taken (counting the asking connection)."""
+        return self._open <= self._keep_alive_limit
 
     def process_request(self, request, client_address):
         # Waiting here (not accepting) leaves further clients in the kernel backlog, costing no thread.
@@ -180,11 +199,18 @@ class _Server(ThreadingHTTPServer):
             if self._closing:
                 self.shutdown_request(request)
                 return
+        with self._open_lock:
+            self._open += 1
         try:
             super().process_request(request, client_address)
         except BaseException:  # no thread started: give the slot back
-            self._slots.release()
+            self._release()
             raise
+
+    def _release(self) -> None:
+        with self._open_lock:
+            self._open -= 1
+        self._slots.release()
 
     def process_request_thread(self, request, client_address):
         try:
@@ -199,7 +225,7 @@ class _Server(ThreadingHTTPServer):
                     return
             super().process_request_thread(request, client_address)
         finally:
-            self._slots.release()
+            self._release()
 
     def handle_error(self, request, client_address):
         import sys

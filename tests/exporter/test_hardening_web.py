@@ -90,6 +90,49 @@ def test_idle_connections_are_bounded_and_closed(stub):
         web.stop()
 
 
+def test_keep_alive_stops_at_half_the_slots_so_a_new_scraper_is_served(stub):
+    """Kept-alive idle connections must not take every slot: with 4 slots, the third client on
+    gets `Connection: close`, and a fifth client is answered although the first four never close
+    (the idle timeout here is 60 s, longer than the client's 10 s)."""
+    import http.client
+
+    web = serve(stub, max_connections=4, idle_timeout=60)
+    held = []
+    try:
+        closes = []
+        for _ in range(4):
+            conn = http.client.HTTPConnection("127.0.0.1", web.port, timeout=10)
+            conn.request("GET", "/-/healthy")
+            resp = conn.getresponse()
+            assert resp.read() == b"Healthy\n"
+            closes.append(resp.getheader("Connection"))
+            held.append(conn)
+        assert closes == [None, None, "close", "close"]
+        assert get(f"http://127.0.0.1:{web.port}/-/healthy")[0] == 200
+    finally:
+        for conn in held:
+            conn.close()
+        web.stop()
+
+
+def test_connects_queue_in_the_backlog_while_every_slot_is_busy(stub):
+    """One slot, held by a client that sends nothing: 40 more clients must still connect (the
+    kernel completes their handshakes from the listen backlog) instead of seeing their SYNs
+    dropped, which a backlog of 5 does from the sixth on (a 1 s, 3 s, 7 s... retry per client)."""
+    web = serve(stub, max_connections=1, idle_timeout=60)
+    clients = []
+    try:
+        clients.append(socket.create_connection(("127.0.0.1", web.port), timeout=10))
+        time.sleep(0.2)  # the server accepts it and the only slot is taken
+        for _ in range(40):
+            clients.append(socket.create_connection(("127.0.0.1", web.port), timeout=5))
+        assert len(clients) == 41
+    finally:
+        for c in clients:
+            c.close()
+        web.stop()
+
+
 def test_a_client_that_goes_away_is_one_log_line_without_traceback(stub, caplog, capsys):
     caplog.set_level(logging.INFO, logger="test.web")
     web = serve(stub)
