@@ -4,6 +4,8 @@ without `site`). One site generates exactly today's rules (tests/generators/test
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 import yaml
 
@@ -66,3 +68,160 @@ def test_bad_sites_are_every_error_at_once_with_file_and_line(text, problems):
 
 def test_generated_scrape_config_reparses():
     assert yaml.safe_load(yaml.safe_dump(build_scrape_config(loads_settings(TWO_SITES))))["scrape_configs"]
+
+
+# --- consensus rules under promtool ----------------------------------------------------------------
+
+from generators.settings import load_settings  # noqa: E402
+from tests.generators.helpers import DEVICES, TEST_INVENTORY, device_labels, generate_into, need, series  # noqa: E402
+from tests.generators.test_rules_promtool import A_UPLINKS, expect, run_promtool, timeline  # noqa: E402
+
+INSTANCES = {"dc1": "127.0.0.1:9118", "dc2": "127.0.0.1:9138"}
+N = 90  # steps of 10 s
+ROOT = ["ProbeSiteBlind", "RegionDown", "BranchDown", "IspLinkDown", "DeviceDown", "DeviceFlapping"]
+BRANCHES = {"Branch A": ("R1", A_UPLINKS), "Branch B": ("R1", {}),
+            "Branch C": ("R2", {"uplinks": "c-isp1", "providers": "Magti"})}
+
+
+def site_device(name: str, site: str, states: str) -> list[dict]:
+    up, changes, since = timeline(states)
+    labels = device_labels(name, site=site, instance=INSTANCES[site])
+    return [{"series": series("wardops_icmp_up", labels), "values": up},
+            {"series": series("wardops_icmp_status_changes_total", labels), "values": changes},
+            {"series": series("wardops_icmp_last_change_timestamp_seconds", labels), "values": since}]
+
+
+def site_branch(branch: str, site: str, verdicts: str) -> list[dict]:
+    region, names = BRANCHES[branch]
+    labels = {"region": region, "branch": branch, "job": "wardops_icmp", "instance": INSTANCES[site], "site": site}
+    since, last = [], 0
+    for i, v in enumerate(verdicts):
+        if i and v != verdicts[i - 1]:
+            last = i * 10
+        since.append(str(last))
+    value = {"A": "1", "D": "0", "?": "-1"}
+    return [{"series": series("wardops_icmp_branch_up", {**labels, "uplinks": names.get("uplinks", ""),
+                                                         "providers": names.get("providers", "")}),
+             "values": " ".join(value[v] for v in verdicts)},
+            {"series": series("wardops_icmp_branch_last_change_timestamp_seconds", labels),
+             "values": " ".join(since)}]
+
+
+def network(site: str, dark: dict[str, str], verdicts: dict[str, str]) -> list[dict]:
+    """Every enabled device of the test inventory as `site` sees it: `dark` gives a timeline per
+    device (default up throughout), `verdicts` one per branch (default answers)."""
+    out = []
+    for name in DEVICES:
+        if name != "a-atm1":
+            out += site_device(name, site, dark.get(name, "U" * N))
+    for branch in BRANCHES:
+        out += site_branch(branch, site, verdicts.get(branch, "A" * N))
+    return out
+
+
+def generate_sites(out, extra: str = ""):
+    path = out / "settings.yml"
+    path.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148") + extra)
+    generate_into(out, TEST_INVENTORY, load_settings(path))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sites_dir(tmp_path_factory):
+    return generate_sites(tmp_path_factory.mktemp("sites"))
+
+
+@pytest.fixture(scope="module")
+def site_rules(sites_dir):
+    groups = yaml.safe_load((sites_dir / "rules" / "alerts.yml").read_text())["groups"]
+    return {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+            for g in groups for r in g["rules"] if "alert" in r}
+
+
+def none_of(alerts: list[str], at: str) -> list[dict]:
+    return [{"eval_time": at, "alertname": a, "exp_alerts": []} for a in alerts]
+
+
+def degraded(site_rules, site: str) -> dict:
+    return expect(site_rules, "ProbeSiteDegraded", {"site": site}, 1, "critical")
+
+
+def test_two_sites_generate_probe_site_degraded_instead_of_blind(site_rules):
+    names = {name for name, _, _ in site_rules}
+    assert "ProbeSiteDegraded" in names and "ProbeSiteBlind" not in names
+
+
+def test_two_site_rules_load_in_promtool_and_vmalert(sites_dir):
+    files = [str(sites_dir / "rules" / "alerts.yml"), str(sites_dir / "rules" / "recording.yml")]
+    for argv in (["promtool", "check", "rules", *files], ["vmalert", "-dryRun", *(f"-rule={f}" for f in files)]):
+        result = subprocess.run([need(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{argv[0]}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_one_sites_path_to_a_branch_cut_is_one_site_page_and_no_branch_page(sites_dir, site_rules):
+    # dc1 loses its path to Branch A (4 of its 8 devices) 300-590 s; dc2 sees everything answer.
+    cut = "U" * 30 + "D" * 30 + "U" * 30
+    a = {"a-isp1": cut, "a-isp2": cut, "a-rtr1": cut, "a-atm2": cut}
+    inputs = (network("dc1", a, {"Branch A": "A" * 30 + "?" + "D" * 29 + "A" * 30}) + network("dc2", {}, {}))
+    alerts = (none_of(["ProbeSiteDegraded", *ROOT], "290s") + none_of(ROOT, "300s") + none_of(ROOT, "350s")
+              + [{"eval_time": "350s", "alertname": "ProbeSiteDegraded", "exp_alerts": [degraded(site_rules, "dc1")]}]
+              # recovered at 600 s: rejoins the consensus without a page
+              + none_of(["ProbeSiteDegraded", *ROOT], "610s") + none_of(["ProbeSiteDegraded", *ROOT], "700s"))
+    run_promtool(sites_dir, "site_path_cut", inputs, alerts)
+
+
+def test_one_site_blind_is_one_site_page(sites_dir, site_rules):
+    # dc1 loses its whole network 300-590 s (every device and verdict dark).
+    cut = "U" * 30 + "D" * 30 + "U" * 30
+    inputs = (network("dc1", {d: cut for d in DEVICES}, {b: "A" * 30 + "D" * 30 + "A" * 30 for b in BRANCHES})
+              + network("dc2", {}, {}))
+    alerts = (none_of(ROOT + ["UpstreamDown"], "300s") + none_of(ROOT, "450s")
+              + [{"eval_time": "450s", "alertname": "ProbeSiteDegraded", "exp_alerts": [degraded(site_rules, "dc1")]}]
+              + none_of(["ProbeSiteDegraded", *ROOT], "700s"))
+    run_promtool(sites_dir, "site_blind", inputs, alerts)
+
+
+def test_a_device_dark_for_both_sites_is_one_device_down_without_site(sites_dir, site_rules):
+    # a-atm2 stops answering at 300 s for dc1 and one step later for dc2; back at 600 s.
+    inputs = (network("dc1", {"a-atm2": "U" * 30 + "D" * 30 + "U" * 30}, {})
+              + network("dc2", {"a-atm2": "U" * 31 + "D" * 29 + "U" * 30}, {}))
+    labels = {k: v for k, v in device_labels("a-atm2").items() if k != "instance"}
+    alerts = (none_of(["DeviceDown", "ProbeSiteDegraded"], "300s")  # dc2 still sees it up
+              + [{"eval_time": "310s", "alertname": "DeviceDown",
+                  "exp_alerts": [expect(site_rules, "DeviceDown", labels, 300, "warning")]}]
+              + none_of(["ProbeSiteDegraded", "BranchDown", "IspLinkDown", "RegionDown"], "310s")
+              + none_of(["DeviceDown"], "600s"))
+    run_promtool(sites_dir, "device_both_sites", inputs, alerts)
+
+
+def test_an_uplink_dark_for_both_sites_is_one_isp_page(sites_dir, site_rules):
+    inputs = (network("dc1", {"c-isp1": "U" * 30 + "D" * 60}, {})
+              + network("dc2", {"c-isp1": "U" * 30 + "D" * 60}, {}))
+    labels = {k: v for k, v in device_labels("c-isp1").items() if k != "instance"}
+    alerts = [{"eval_time": "300s", "alertname": "IspLinkDown",
+               "exp_alerts": [expect(site_rules, "IspLinkDown", labels, 300, "critical")]}]
+    run_promtool(sites_dir, "isp_both_sites", inputs, alerts)
+
+
+def test_a_device_dark_for_one_site_only_pages_nobody(sites_dir, site_rules):
+    inputs = network("dc1", {"b-sw1": "U" * 30 + "D" * 60}, {}) + network("dc2", {}, {})
+    run_promtool(sites_dir, "device_one_site", inputs, none_of(["DeviceDown", "ProbeSiteDegraded"], "300s")
+                 + none_of(["DeviceDown", "ProbeSiteDegraded"], "800s"))
+
+
+def test_quorum_any_pages_what_one_site_sees(tmp_path):
+    out = generate_sites(tmp_path, "consensus: {quorum: any}\n")
+    rules = {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+             for g in yaml.safe_load((out / "rules" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"] if "alert" in r}
+    inputs = network("dc1", {"b-sw1": "U" * 30 + "D" * 60}, {}) + network("dc2", {}, {})
+    labels = {k: v for k, v in device_labels("b-sw1").items() if k != "instance"}
+    run_promtool(out, "device_one_site_any", inputs,
+                 [{"eval_time": "300s", "alertname": "DeviceDown",
+                   "exp_alerts": [expect(rules, "DeviceDown", labels, 300, "warning")]}])
+
+
+def test_one_site_in_sites_generates_exactly_todays_files(tmp_path):
+    one = tmp_path / "one.yml"
+    one.write_text("sites: [{name: default, targets: ['127.0.0.1:9118']}]\n")
+    assert generate_into(tmp_path / "a", TEST_INVENTORY, load_settings(one)) == generate_into(tmp_path / "b")
