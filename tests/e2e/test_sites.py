@@ -1,7 +1,8 @@
 """Two probe sites end to end: one exporter per site, each in its own prober namespace with its own
 path to the same lab targets, scraped by one vmagent with the generated `site` target groups, and
 the generated consensus rules. A site's own path failing is one ProbeSiteDegraded and no device or
-branch page; a device dark for both sites is one DeviceDown without a `site` label, resolved once.
+branch page; a device dark for both sites is one DeviceDown without a `site` label, resolved once;
+1 % loss on one site's path pages nobody.
 The site cut runs last: the cut site stays out of the consensus for the recovery hold after it."""
 
 from __future__ import annotations
@@ -80,6 +81,20 @@ def test_a_device_dark_for_both_sites_is_one_device_down_resolved_once(two_sites
     settle(tb, 3)
     assert len(distinct(tb.alerts(since), "DeviceDown")) == 1
     assert len(distinct(tb.alerts(since), "DeviceDown", status="resolved")) == 1
+
+
+def test_one_percent_loss_on_one_sites_path_pages_nobody(two_sites):
+    # 60 s here (the chaos bench runs longer): enough rounds for every device of site2 to lose a
+    # packet or two; neither the exporter's hysteresis nor the consensus may turn that into a page.
+    tb = two_sites
+    since = time.time()
+    tb.lab.site_loss(1, 2)
+    try:
+        settle(tb, 60)
+        got = pages(tb, since)
+    finally:
+        tb.lab.site_up(2)
+    assert got == [], got
 
 
 def test_one_sites_path_cut_is_one_site_page_and_no_device_or_branch_page(two_sites):
