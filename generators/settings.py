@@ -407,9 +407,8 @@ def _sites(chk: Checker, value, top: dict, exporter: dict) -> tuple[Site, ...] |
     raw = chk.seq(value, path, "a non-empty list of {name, targets}", null_ok=False, non_empty=True)
     if raw is None:
         return INVALID
-    for key in ("site",):
-        if key in top:
-            chk.error((key,), "give either sites or site (each site has its name in sites)")
+    if "site" in top:
+        chk.error(("site",), "give either sites or site (each site has its name in sites)")
     if "targets" in exporter:
         chk.error(("exporter", "targets"), "give either sites or exporter.targets (each site has its targets in sites)")
     out: list[Site] = []

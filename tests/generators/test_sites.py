@@ -11,6 +11,7 @@ import yaml
 
 from generators.settings import DEFAULT_SETTINGS, SettingsError, loads_settings
 from generators.vmagent import build_scrape_config
+from tests.generators.helpers import need
 
 TWO_SITES = """\
 sites:
@@ -66,14 +67,18 @@ def test_bad_sites_are_every_error_at_once_with_file_and_line(text, problems):
     assert [str(p) for p in info.value.problems] == problems
 
 
-def test_generated_scrape_config_reparses():
-    assert yaml.safe_load(yaml.safe_dump(build_scrape_config(loads_settings(TWO_SITES))))["scrape_configs"]
+def test_vmagent_accepts_the_two_site_scrape_config(tmp_path):
+    path = tmp_path / "scrape.yml"
+    path.write_text(yaml.safe_dump(build_scrape_config(loads_settings(TWO_SITES))))
+    result = subprocess.run([need("vmagent"), "-promscrape.config.dryRun", f"-promscrape.config={path}",
+                             f"-remoteWrite.tmpDataPath={tmp_path}"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
 
 
 # --- consensus rules under promtool ----------------------------------------------------------------
 
 from generators.settings import load_settings  # noqa: E402
-from tests.generators.helpers import DEVICES, TEST_INVENTORY, device_labels, generate_into, need, series  # noqa: E402
+from tests.generators.helpers import DEVICES, TEST_INVENTORY, device_labels, generate_into, series  # noqa: E402
 from tests.generators.test_rules_promtool import A_UPLINKS, expect, run_promtool, timeline  # noqa: E402
 
 INSTANCES = {"dc1": "127.0.0.1:9118", "dc2": "127.0.0.1:9138"}
