@@ -42,7 +42,8 @@ class FakeLab:
     def set_loss(self, percent, ips=None):
         self.calls.append(("loss", percent, sorted(ips) if ips else None))
 
-    def probe_argv(self, argv):
+    def probe_argv(self, argv, site=1):
+        self.calls.append(("probe_argv", site))
         return ["true", *argv]
 
     site_dark = False
@@ -190,3 +191,5 @@ def test_site_commands_name_the_site_and_default_to_the_first(fake, capsys):
         ("site_down", 2), ("site_loss", 1.0, 2), ("site_up", 2), ("site_down",)]
     with pytest.raises(SystemExit):
         main(["lab", "--name", "t2", "site-loss", "200%", "--site", "2"])
+    assert main(["lab", "--name", "t2", "exec", "--site", "2", "--", "true"]) == 0
+    assert calls()[-1] == ("probe_argv", 2)

@@ -115,7 +115,9 @@ def configure(parser) -> None:
         p = add(f"upstream-{verb}", f"{does} a topology node: every branch behind it and its own "
                                     "devices (a region when the inventory has no explicit upstreams)", func)
         p.add_argument("upstream")
-    p = add("exec", "run a command in the prober namespace, e.g. `exec -- ping -c1 198.18.1.1`", cmd_exec)
+    p = add("exec", "run a command in the prober namespace, e.g. `exec -- ping -c1 198.18.1.1` "
+                    "(`exec --site 2 -- ...`: in probe site 2's)", cmd_exec)
+    p.add_argument("--site", type=int, default=1, metavar="K", help="probe site K (default 1)")
     p.add_argument("argv", nargs=argparse.REMAINDER)
 
 
@@ -417,4 +419,4 @@ def cmd_exec(args) -> int:
     if not argv:
         raise LabError("give a command, e.g. `wardops lab exec -- ping -c1 198.18.1.1`")
     lab = _existing_lab(args)
-    return subprocess.run(lab.probe_argv(argv), check=False).returncode  # noqa: S603
+    return subprocess.run(lab.probe_argv(argv, args.site), check=False).returncode  # noqa: S603
