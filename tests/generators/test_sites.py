@@ -230,3 +230,27 @@ def test_one_site_in_sites_generates_exactly_todays_files(tmp_path):
     one = tmp_path / "one.yml"
     one.write_text("sites: [{name: default, targets: ['127.0.0.1:9118']}]\n")
     assert generate_into(tmp_path / "a", TEST_INVENTORY, load_settings(one)) == generate_into(tmp_path / "b")
+
+
+def test_majority_of_three_sites_pages_on_two_not_on_one(tmp_path):
+    path = tmp_path / "settings.yml"
+    path.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148")
+                    + "  - name: dc3\n    targets: ['127.0.0.1:9158']\nconsensus: {quorum: majority}\n")
+    out = tmp_path / "out"
+    generate_into(out, TEST_INVENTORY, load_settings(path))
+    rules = {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+             for g in yaml.safe_load((out / "rules" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"] if "alert" in r}
+    INSTANCES["dc3"] = "127.0.0.1:9158"
+    try:
+        dark = "U" * 30 + "D" * 60
+        # b-sw1 dark for dc1 and dc2, b-rtr1 for dc1 only.
+        inputs = (network("dc1", {"b-sw1": dark, "b-rtr1": dark}, {}) + network("dc2", {"b-sw1": dark}, {})
+                  + network("dc3", {}, {}))
+    finally:
+        del INSTANCES["dc3"]
+    labels = {k: v for k, v in device_labels("b-sw1").items() if k != "instance"}
+    run_promtool(out, "majority_of_three", inputs,
+                 [{"eval_time": "300s", "alertname": "DeviceDown",
+                   "exp_alerts": [expect(rules, "DeviceDown", labels, 300, "warning")]}]
+                 + none_of(["ProbeSiteDegraded", "BranchDown"], "300s"))
