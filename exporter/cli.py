@@ -1,4 +1,4 @@
-"""`wardops exporter`: probe the inventory's devices and serve /metrics (default :9118)."""
+"""`wardops exporter`: probe the inventory's devices and serve /metrics (default :10118)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def configure(parser) -> None:
     parser.add_argument("--inventory.bearer-token-file", dest="inventory_token_file", metavar="FILE",
                         help="read token for an inventory service that requires one (re-read on every poll)")
     parser.add_argument("--config.file", dest="config_file", metavar="FILE", help="exporter config YAML")
-    parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9118", metavar="HOST:PORT")
+    parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:10118", metavar="HOST:PORT")
     parser.add_argument("--web.enable-lifecycle", dest="web_lifecycle", action="store_true",
                         help="allow POST /-/reload over HTTP (SIGHUP always reloads)")
     parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",

@@ -140,7 +140,7 @@ class Settings:
     thresholds: Thresholds = Thresholds()
     runbook_url: str = "docs/generators.md"  # repo-relative runbooks (anchors per alert) until set
     dashboard_url: str = "http://127.0.0.1:3000"
-    exporter_targets: tuple[str, ...] = ("127.0.0.1:9118",)
+    exporter_targets: tuple[str, ...] = ("127.0.0.1:10118",)
     # The probe site the exporters stand in: vmagent adds it as label `site` to every series they
     # export, and rules judge (and suppress) per site.
     site: str = "default"
