@@ -10,7 +10,7 @@ import time
 from exporter.app import Exporter, StartupError
 from exporter.config import ConfigError, SecretsSettings, load_config, loads_config
 from exporter.targets import Shard, open_source
-from exporter.web import WebServer, parse_listen
+from exporter.web import WebServer, join_host_port, parse_listen
 from exporter.webconfig import WebConfigError, load_web_config
 from inventory.errors import report_problems
 
@@ -113,7 +113,7 @@ def run(args) -> int:
         exporter.stop()
         print(f"wardops exporter: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    log.info('msg="listening" address=%s:%d inventory=%s netns=%s shard=%s', host, web.port,
+    log.info('msg="listening" address=%s inventory=%s netns=%s shard=%s', join_host_port(host, web.port),
              args.inventory, args.netns or "-", args.shard or "-")
     signal.signal(signal.SIGHUP, lambda *_: exporter.request_reload())
     signal.signal(signal.SIGTERM, lambda *_: exporter.stop())
