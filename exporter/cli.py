@@ -8,7 +8,7 @@ import sys
 from exporter.app import Exporter, StartupError
 from exporter.config import ConfigError, ExporterConfig, SecretsSettings, load_config, loads_config
 from exporter.logs import FORMATS, LEVELS, setup_logging
-from exporter.targets import Shard, TargetError, open_source
+from exporter.targets import Shard, TargetError, is_file_sd, open_source
 from exporter.web import WebServer, join_host_port, parse_listen
 from exporter.webconfig import WebConfigError, load_web_config
 from inventory import InventoryError, load_inventory
@@ -71,7 +71,7 @@ def check(args) -> int:
     except (WebConfigError, ConfigError) as exc:
         report_problems(exc.problems, args.web_config or "--secrets.* flags")
         secrets, ok = None, False
-    if args.inventory and not args.inventory.startswith(("http://", "https://")):
+    if args.inventory and not args.inventory.startswith(("http://", "https://")) and not is_file_sd(args.inventory):
         try:  # the file directly: every problem, not the reload log's first five
             inv = load_inventory(args.inventory)
         except InventoryError as exc:
