@@ -1,0 +1,194 @@
+"""Packaging: declared dependencies match the imports, and the exporter runs on the base install alone.
+
+The base install (setup.cfg install_requires) is what the exporter, `wardops check` and the inventory
+loader need; `[service]` adds the Flask inventory service, `[generate]` the generators, `[test]` the
+tests and bench/. scripts/bootstrap installs all of them.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import re
+import select
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIRST_PARTY = {"exporter", "inventory", "generators", "wardops", "tests", "bench", "conftest"}
+PACKAGE_DIRS = ("exporter", "inventory", "generators", "wardops")
+RUNTIME_GROUPS = ("base", "service", "generate")
+
+# Distribution name (lower case) -> the module it provides, where the two differ.
+MODULE_OF = {
+    "pyyaml": "yaml",
+    "prometheus-client": "prometheus_client",
+    "flask-limiter": "flask_limiter",
+    "grafana-foundation-sdk": "grafana_foundation_sdk",
+    "pytest-timeout": "pytest_timeout",
+}
+# Declared although no wardops file imports them, and why.
+NOT_IMPORTED = {
+    "pytest-timeout": "a pytest plugin, used through `timeout =` in setup.cfg [tool:pytest]",
+    "ruff": "a command, run by scripts/test",
+    "pysmi": "snmpsim imports it without declaring it",
+    "psycopg": "SQLAlchemy loads it for postgresql+psycopg:// URLs (inventory/service/db.py)",
+}
+# Present only with an extra; the exporter must never load them.
+EXTRA_ONLY = ("flask", "flask_limiter", "werkzeug", "sqlalchemy", "waitress", "psycopg", "jinja2",
+              "grafana_foundation_sdk")
+
+
+def requirements() -> dict[str, dict[str, str]]:
+    """{group: {distribution (lower case): module}} from setup.cfg; group "base" = install_requires."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "setup.cfg")
+    groups = {"base": cfg["options"]["install_requires"]}
+    groups.update(cfg["options.extras_require"])
+    out = {}
+    for group, text in groups.items():
+        names = [re.match(r"[A-Za-z0-9._-]+", line.strip()).group(0).lower()
+                 for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+        out[group] = {n: MODULE_OF.get(n, n.replace("-", "_")) for n in names}
+    return out
+
+
+def py_files(*dirs: str) -> list[Path]:
+    return sorted(p for d in dirs for p in (ROOT / d).rglob("*.py"))
+
+
+def third_party_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names |= {a.name.partition(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.partition(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n not in FIRST_PARTY}
+
+
+def test_extras_split_runtime_from_service_generators_and_tests():
+    req = requirements()
+    assert set(req) == {"base", "service", "generate", "test"}
+    assert set(req["base"]) == {"pysnmp", "pyyaml", "requests", "urllib3", "bcrypt"}
+    assert {"flask", "sqlalchemy", "psycopg", "waitress", "flask-limiter"} <= set(req["service"])
+    assert set(req["generate"]) == {"jinja2", "grafana-foundation-sdk"}
+    everything = [d for group in req.values() for d in group]
+    assert len(everything) == len(set(everything)), "a distribution is declared in two groups"
+
+
+def test_every_declared_distribution_is_imported_where_its_group_says():
+    """icmplib (never imported: exporter/icmp has its own codec) and cryptography (tests only) fail here."""
+    req = requirements()
+    runtime_text = "\n".join(p.read_text() for p in py_files(*PACKAGE_DIRS))
+    test_text = "\n".join(p.read_text() for p in py_files("tests", "bench"))
+    unused = []
+    for group, dists in req.items():
+        # snmpsim is started as `python -c "from snmpsim..."`: a text match finds it, an AST walk would not
+        text = test_text if group == "test" else runtime_text
+        for dist, module in dists.items():
+            if dist in NOT_IMPORTED:
+                continue
+            if not re.search(rf"^\s*(?:import|from)\s+{module}\b|['\"]from {module}\b", text, re.M):
+                unused.append(f"{group}: {dist} (module {module})")
+    assert unused == []
+    declared = {d for dists in req.values() for d in dists}
+    assert set(NOT_IMPORTED) <= declared, "an entry of NOT_IMPORTED is no longer declared: drop it"
+
+
+def test_every_third_party_import_is_declared_in_its_group():
+    req = requirements()
+    runtime = {m for g in RUNTIME_GROUPS for m in req[g].values()}
+    everything = runtime | set(req["test"].values())
+    missing = []
+    for path in py_files(*PACKAGE_DIRS):
+        missing += [f"{path.relative_to(ROOT)}: {m}" for m in sorted(third_party_imports(path) - runtime)]
+    for path in py_files("tests", "bench"):
+        missing += [f"{path.relative_to(ROOT)}: {m}" for m in sorted(third_party_imports(path) - everything)]
+    assert missing == []
+
+
+def test_exporter_code_imports_only_base_distributions():
+    """Statically: no file the exporter is made of imports a service, generate or test distribution."""
+    base = set(requirements()["base"].values())
+    wrong = []
+    for path in py_files("exporter") + [ROOT / "inventory" / p for p in
+                                         ("__init__.py", "loader.py", "model.py", "schema.py", "located.py",
+                                          "strict.py", "errors.py", "secrets.py", "dump.py")]:
+        wrong += [f"{path.relative_to(ROOT)}: {m}" for m in sorted(third_party_imports(path) - base)]
+    assert wrong == []
+
+
+def test_importing_the_exporter_loads_no_service_or_generator_module():
+    code = ("import sys\n"
+            "import wardops.cli, exporter.cli, exporter.app, exporter.icmp.component, "
+            "exporter.snmp.component, inventory, wardops.check\n"
+            "try:\n"
+            "    wardops.cli.main(['exporter', '--help'])\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            f"print(sorted(m for m in sys.modules if m.partition('.')[0] in {EXTRA_ONLY!r}), file=sys.stderr)\n")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "--web.listen-address" in run.stdout
+    assert run.stderr.strip() == "[]"
+
+
+# Makes every [service]/[generate] module unimportable in the child, as if the extras were not installed.
+BLOCK_EXTRAS = f"""
+import importlib.abc, sys
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition('.')[0] in {EXTRA_ONLY!r}:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+        return None
+sys.meta_path.insert(0, _NotInstalled())
+from wardops.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def read_line(proc: subprocess.Popen, pattern: str, deadline: float) -> re.Match:
+    seen = []
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stderr], [], [], 0.2)
+        if ready:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            seen.append(line)
+            if m := re.search(pattern, line):
+                return m
+    raise AssertionError(f"no line matching {pattern!r}; exit {proc.poll()}; stderr:\n{''.join(seen)}")
+
+
+def test_the_exporter_probes_and_serves_without_the_service_and_generate_extras(tmp_path):
+    """A real exporter process, [service] and [generate] unimportable, probing loopback only."""
+    inv = tmp_path / "inv.yml"
+    inv.write_text("snmp_profiles:\n"
+                   "  lo: {version: 2c, community_env: WARDOPS_TEST_COMMUNITY, timeout: 1, retries: 0}\n"
+                   "devices:\n"
+                   "  - {name: lo4, ip: 127.0.0.1, region: local, branch: loopback, role: router, snmp: lo}\n")
+    env = {"PATH": "/usr/bin:/bin", "WARDOPS_TEST_COMMUNITY": "public"}
+    proc = subprocess.Popen([sys.executable, "-c", BLOCK_EXTRAS, "exporter", "--inventory", str(inv),
+                             "--web.listen-address", "127.0.0.1:0"],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        port = read_line(proc, r'msg="listening" address=127\.0\.0\.1:(\d+)', deadline).group(1)
+        up, body = re.compile(r'^wardops_icmp_up\{device="lo4",[^}]*\} 1$', re.M), ""
+        while time.monotonic() < deadline and not up.search(body):
+            time.sleep(0.2)
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+                body = resp.read().decode()
+        assert up.search(body), body
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "ModuleNotFoundError" not in err, err
