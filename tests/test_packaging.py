@@ -18,6 +18,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from wardops.cli import EXTRA_OF
+
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_PARTY = {"exporter", "inventory", "generators", "wardops", "tests", "bench", "conftest"}
 PACKAGE_DIRS = ("exporter", "inventory", "generators", "wardops")
@@ -39,8 +43,7 @@ NOT_IMPORTED = {
     "psycopg": "SQLAlchemy loads it for postgresql+psycopg:// URLs (inventory/service/db.py)",
 }
 # Present only with an extra; the exporter must never load them.
-EXTRA_ONLY = ("flask", "flask_limiter", "werkzeug", "sqlalchemy", "waitress", "psycopg", "jinja2",
-              "grafana_foundation_sdk")
+EXTRA_ONLY = tuple(EXTRA_OF)
 
 
 def requirements() -> dict[str, dict[str, str]]:
@@ -80,6 +83,12 @@ def test_extras_split_runtime_from_service_generators_and_tests():
     assert set(req["generate"]) == {"jinja2", "grafana-foundation-sdk"}
     everything = [d for group in req.values() for d in group]
     assert len(everything) == len(set(everything)), "a distribution is declared in two groups"
+
+
+def test_the_cli_knows_which_extra_installs_each_module():
+    req = requirements()
+    declared = {module: group for group in ("service", "generate") for module in req[group].values()}
+    assert declared == EXTRA_OF
 
 
 def test_every_declared_distribution_is_imported_where_its_group_says():
@@ -192,3 +201,18 @@ def test_the_exporter_probes_and_serves_without_the_service_and_generate_extras(
         _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "ModuleNotFoundError" not in err, err
+
+
+@pytest.mark.parametrize(("argv", "extra"), [
+    (["generate", "examples/inventory.yml", "-o", "{tmp}/out"], "generate"),
+    (["inventory", "serve", "--db", "sqlite:///{tmp}/inv.db", "--listen", "127.0.0.1:0"], "service"),
+    (["inventory", "import", "--db", "sqlite:///{tmp}/inv.db", "examples/inventory.yml"], "service"),
+])
+def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path, argv, extra):
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    run = subprocess.run([sys.executable, "-c", BLOCK_EXTRAS, *argv], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1, run.stderr
+    assert f"pip install 'wardops[{extra}]'" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert list(tmp_path.iterdir()) == []  # failed before writing anything
