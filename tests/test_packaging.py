@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import configparser
+import hashlib
 import re
 import select
 import signal
@@ -216,3 +217,16 @@ def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path, argv, extra)
     assert f"pip install 'wardops[{extra}]'" in run.stderr
     assert "Traceback" not in run.stderr
     assert list(tmp_path.iterdir()) == []  # failed before writing anything
+
+
+# sha256 of the Apache License 2.0 as published at https://www.apache.org/licenses/LICENSE-2.0.txt
+# (Debian ships the same bytes as /usr/share/common-licenses/Apache-2.0).
+APACHE_2_SHA256 = "cfc7749b96f63bd31c3c42b5c471bf756814053e847c10f3eb003417bc523d30"
+
+
+def test_license_file_is_the_unmodified_license_setup_cfg_names():
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(ROOT / "setup.cfg")
+    assert cfg["metadata"]["license"] == "Apache-2.0"
+    assert cfg["metadata"]["license_files"].split() == ["LICENSE"]
+    assert hashlib.sha256((ROOT / "LICENSE").read_bytes()).hexdigest() == APACHE_2_SHA256
