@@ -139,7 +139,7 @@ class Settings:
     routing: Routing = Routing()
     intervals: Intervals = Intervals()
     thresholds: Thresholds = Thresholds()
-    runbook_url: str = "docs/generators.md"  # repo-relative runbooks (anchors per alert) until set
+    runbook_url: str = "docs/runbooks"  # runbook base: an alert links <base>/<AlertName>.md (urls.runbook)
     dashboard_url: str = "http://127.0.0.1:3000"
     time_zone: str = "UTC"  # IANA zone of the times in notifications (e.g. Asia/Tbilisi)
     exporter_targets: tuple[str, ...] = ("127.0.0.1:9118",)
