@@ -181,3 +181,20 @@ def test_unknown_time_zone_is_an_error_with_its_place():
     assert [str(p) for p in err.value.problems] == [
         "s.yml:2: time_zone: unknown time zone 'Asia/Tiflis-Nowhere' (an IANA name like UTC or Asia/Tbilisi)"]
     assert loads_settings("time_zone: Asia/Tbilisi\n").time_zone == "Asia/Tbilisi"
+
+
+def test_alert_descriptions_show_whole_seconds_labelled_utc():
+    # vmalert 1.79.5 renders humanizeTimestamp as "2026-12-02 12:00:05.123456789 +0000 UTC" and cannot
+    # shift a time; every "since" trims it to "2026-12-02 12:00:05 UTC" (checked against a real vmalert
+    # in test_live_queries).
+    import yaml
+
+    from tests.generators.helpers import _SINCE, REPO, render_annotation
+    rules = [r for g in yaml.safe_load((REPO / "rules" / "alerts.yml").read_text())["groups"] for r in g["rules"]]
+    since = [r for r in rules if "humanizeTimestamp" in r["annotations"]["description"]]
+    assert {r["alert"] for r in since} >= {"IspLinkDown", "DeviceDown", "BranchDown"}
+    for rule in since:
+        assert rule["annotations"]["description"].count("humanizeTimestamp") == \
+            rule["annotations"]["description"].count(_SINCE), rule["alert"]
+    text = render_annotation(_SINCE, {}, 1796212805.123)
+    assert text == "2026-12-02 12:00:05 UTC"
