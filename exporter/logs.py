@@ -55,8 +55,8 @@ def parse_logfmt(text: str) -> dict[str, str]:
     return fields
 
 
-def _quote(value: str) -> str:
-    if value and not _NEEDS_QUOTES.search(value):
+def _quote(value: str, always: bool = False) -> str:
+    if value and not always and not _NEEDS_QUOTES.search(value):
         return value
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
@@ -81,7 +81,8 @@ class _Formatter(logging.Formatter):
 
 class LogfmtFormatter(_Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return " ".join(f"{k}={_quote(v)}" for k, v in self.fields(record).items())
+        # msg is free text: always quoted, so `grep 'msg="listening"'` finds every message alike
+        return " ".join(f"{k}={_quote(v, k == 'msg')}" for k, v in self.fields(record).items())
 
 
 class JsonFormatter(_Formatter):

@@ -121,7 +121,7 @@ def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, setting
         "annotations": {
             "summary": texts[name]["summary"],
             "description": texts[name]["description"],
-            "runbook_url": go_text(f"{settings.runbook_url}#{name.lower()}"),  # vmalert reads a Go template
+            "runbook_url": go_text(f"{settings.runbook_url.rstrip('/')}/{name}.md"),  # vmalert reads a Go template
         },
     }
     if for_ not in ("0s", "0m", "0ms", "0h", "0d"):

@@ -47,7 +47,7 @@ def test_logfmt_line(logs):
     lines = text().splitlines()
     assert re.fullmatch(rf'ts={TS} level=info msg="inventory loaded" source=/etc/wardops/inv.yml devices=12',
                         lines[0])
-    assert lines[1].endswith('level=warn msg=x note="two words" quote="say \\"hi\\""')
+    assert lines[1].endswith('level=warn msg="x" note="two words" quote="say \\"hi\\""')
     assert len(lines) == 2
 
 

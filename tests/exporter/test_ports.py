@@ -49,7 +49,7 @@ def test_no_old_default_port_left_in_code_or_docs():
     for path in ROOT.rglob("*"):
         rel = path.relative_to(ROOT)
         if not path.is_file() or rel.parts[0] in (".git", ".venv", "tests") or rel.name == "CHANGELOG.md" \
-                or rel.parts[0].endswith(".egg-info") or path.suffix not in (".py", ".md", ".yml", ".json", ".args"):
+                or rel.parts[0].endswith(".egg-info") or path.suffix not in (".py", ".md", ".yml", ".json", ".args", ".service", ".env", ".j2", ".tmpl"):
             continue
         for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if old.search(line) and "Jenkins" not in line:
