@@ -247,7 +247,7 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
         alert("InterfaceDown", f"(wardops_snmp_if_oper_up == 0 and wardops_snmp_if_admin_up == 1) {branch_quiet}",
               "warning", "interface", t.interface_down_for),
         alert("InterfaceFlapping",
-              f"(changes(wardops_snmp_if_last_change_seconds[{t.interface_flap_window}])"
+              f"(changes(wardops_snmp_if_last_change_timestamp_seconds[{t.interface_flap_window}])"
               f" >= {t.interface_flap_changes}) {branch_quiet}", "warning", "interface"),
         alert("SnmpUnreachable", f"(wardops_snmp_up == 0 unless on(site, device) (wardops_icmp_up == 0)) {branch_quiet}",
               "warning", "device", t.snmp_unreachable_for),

@@ -142,7 +142,7 @@ class Settings:
     runbook_url: str = "docs/runbooks"  # runbook base: an alert links <base>/<AlertName>.md (urls.runbook)
     dashboard_url: str = "http://127.0.0.1:3000"
     time_zone: str = "UTC"  # IANA zone of the times in notifications (e.g. Asia/Tbilisi)
-    exporter_targets: tuple[str, ...] = ("127.0.0.1:9118",)
+    exporter_targets: tuple[str, ...] = ("127.0.0.1:10118",)
     # The probe site the exporters stand in: vmagent adds it as label `site` to every series they
     # export, and rules judge (and suppress) per site.
     site: str = "default"

@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "synthetic inventories, import/export, the inventory service"),
     "snmp": ("exporter.snmp.cli", "poll SNMP devices of an inventory once and print their metrics"),
     "generate": ("generators.cli", "vmalert rules, Alertmanager config, Grafana dashboards, vmagent config"),
-    "exporter": ("exporter.cli", "probe inventory devices (ICMP) and serve Prometheus metrics on :9118"),
+    "exporter": ("exporter.cli", "probe inventory devices (ICMP) and serve Prometheus metrics on :10118"),
     "demo": ("wardops.demo", "run lab + stack + inventory service + exporter and show an ISP outage paging"),
     "lab": ("wardops.lab.cli", "a simulated network from namespaces: create, down/up, flap, loss, branch-down"),
     "stack": ("wardops.stack.cli", "start/stop the local VictoriaMetrics/vmagent/vmalert/Alertmanager stack"),

@@ -47,8 +47,8 @@ class TestbedSettings:
     inventory: Path
     lab_name: str
     ports: Ports = field(default_factory=Ports)
-    exporter_port: int = 9118
-    inventory_port: int = 9119
+    exporter_port: int = 10118
+    inventory_port: int = 10119
     host: str = "127.0.0.1"
     use_inventory_service: bool = True  # the exporter reads targets from its HTTP SD
     snmp: bool = True  # answer SNMP for the inventory's SNMP devices (one snmpd in the target namespace)
