@@ -9,6 +9,7 @@ import dataclasses
 import importlib
 import ipaddress
 import logging
+import platform
 import threading
 import time
 
@@ -17,8 +18,9 @@ from exporter.config import ConfigError, ExporterConfig, load_config
 from exporter.exposition import Exposition
 from exporter.netns import LoopThread
 from exporter.probers import ProbeTarget
+from exporter.process import process_samples
 from exporter.targets import FileSource, HttpSdSource, Shard, TargetError
-from exporter.version import __version__
+from exporter.version import __version__, source_revision
 from inventory.model import Device, Inventory
 
 
@@ -56,6 +58,8 @@ class Exporter:
         self._stopping = threading.Event()
         self._force = False
         self._thread: LoopThread | None = None
+        self.build_labels = (f'{{version="{__version__}",revision="{source_revision()}",'
+                             f'python="{platform.python_version()}"}}')
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -227,7 +231,7 @@ class Exporter:
         return self._thread.run(coro, timeout)
 
     def _self_samples(self):
-        out = [("wardops_exporter_build_info", f'{{version="{__version__}"}}', 1),
+        out = [("wardops_exporter_build_info", self.build_labels, 1),
                ("wardops_exporter_config_reload_success", "", self.config_success),
                ("wardops_exporter_inventory_reload_success", "", self.reload_success),
                ("wardops_exporter_inventory_devices", "", len(self.devices))]
@@ -243,4 +247,5 @@ class Exporter:
         if rt is not None:
             for component in list(rt.components.values()):
                 out.extend(component.self_samples())
+        out.extend(process_samples())
         return out

@@ -1,17 +1,17 @@
-"""`wardops exporter`: probe the inventory's devices and serve /metrics (default :9118)."""
+"""`wardops exporter`: probe the inventory's devices and serve /metrics (default :10118)."""
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
-import time
 
 from exporter.app import Exporter, StartupError
-from exporter.config import ConfigError, SecretsSettings, load_config, loads_config
-from exporter.targets import Shard, open_source
-from exporter.web import WebServer, parse_listen
+from exporter.config import ConfigError, ExporterConfig, SecretsSettings, load_config, loads_config
+from exporter.logs import FORMATS, LEVELS, setup_logging
+from exporter.targets import Shard, TargetError, is_file_sd, open_source
+from exporter.web import WebServer, join_host_port, parse_listen
 from exporter.webconfig import WebConfigError, load_web_config
+from inventory import InventoryError, load_inventory
 from inventory.errors import report_problems
 
 
@@ -21,7 +21,7 @@ def configure(parser) -> None:
     parser.add_argument("--inventory.bearer-token-file", dest="inventory_token_file", metavar="FILE",
                         help="read token for an inventory service that requires one (re-read on every poll)")
     parser.add_argument("--config.file", dest="config_file", metavar="FILE", help="exporter config YAML")
-    parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:9118", metavar="HOST:PORT")
+    parser.add_argument("--web.listen-address", dest="listen", default="0.0.0.0:10118", metavar="HOST:PORT")
     parser.add_argument("--web.enable-lifecycle", dest="web_lifecycle", action="store_true",
                         help="allow POST /-/reload over HTTP (SIGHUP always reloads)")
     parser.add_argument("--web.config.file", dest="web_config", metavar="FILE",
@@ -32,24 +32,15 @@ def configure(parser) -> None:
                         help="SNMP *_env references from the inventory must start with PREFIX (wins over the config)")
     parser.add_argument("--shard", metavar="i/n", help="probe only the branches with shard_of(region/branch, n) == i (a branch stays whole)")
     parser.add_argument("--netns", metavar="NAME", help="probe from inside this network namespace")
-    parser.add_argument("--log.level", dest="log_level", default="info",
-                        choices=("debug", "info", "warning", "error"))
-    parser.add_argument("--check-config", metavar="FILE",
-                        help="validate an exporter config file, print every error with file:line, and exit")
+    parser.add_argument("--log.level", dest="log_level", default="info", choices=(*LEVELS, "warning"),
+                        help="debug | info | warn | error (tracebacks only at debug)")
+    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=FORMATS)
+    parser.add_argument("--config.check", dest="config_check", action="store_true",
+                        help="check --config.file, --web.config.file and --inventory (one fetch of a URL), print OK "
+                             "or every error with its place, and exit 0 or 1")
+    parser.add_argument("--check-config", dest="check_config_file", metavar="FILE",
+                        help="older spelling of --config.check --config.file FILE")
     parser.set_defaults(func=run)
-
-
-def setup_logging(level: str) -> logging.Logger:
-    handler = logging.StreamHandler(sys.stderr)
-    formatter = logging.Formatter("ts=%(asctime)s.%(msecs)03dZ level=%(levelname)s %(message)s",
-                                  datefmt="%Y-%m-%dT%H:%M:%S")
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
-    log = logging.getLogger("wardops.exporter")
-    log.handlers[:] = [handler]
-    log.setLevel(level.upper())
-    log.propagate = False
-    return log
 
 
 def secrets_flags(args) -> SecretsSettings | None:
@@ -62,19 +53,54 @@ def secrets_flags(args) -> SecretsSettings | None:
     return loads_config(f"secrets: {json.dumps(fields)}\n", "--secrets.* flags").secrets
 
 
-def run(args) -> int:
-    if args.check_config:
+def check(args) -> int:
+    """--config.check: every file given (and one fetch of an inventory URL), all errors at once."""
+    ok = True
+    try:
+        cfg = load_config(args.config_file)
+        print(f"OK: config {args.config_file or '(defaults)'}: policies "
+              f"{', '.join(f'{p.name} every {p.interval:g}s' for p in cfg.policies.values())}")
+    except ConfigError as exc:
+        report_problems(exc.problems, args.config_file)
+        cfg, ok = None, False
+    try:
+        if args.web_config:
+            load_web_config(args.web_config)
+            print(f"OK: web config {args.web_config}")
+        secrets = secrets_flags(args)
+    except (WebConfigError, ConfigError) as exc:
+        report_problems(exc.problems, args.web_config or "--secrets.* flags")
+        secrets, ok = None, False
+    if args.inventory and not args.inventory.startswith(("http://", "https://")) and not is_file_sd(args.inventory):
+        try:  # the file directly: every problem, not the reload log's first five
+            inv = load_inventory(args.inventory)
+        except InventoryError as exc:
+            report_problems(exc.problems, args.inventory)
+            inv, ok = None, False
+    elif args.inventory:
+        source = open_source(args.inventory, (cfg or ExporterConfig()).inventory.timeout, args.inventory_token_file)
+        source.secrets_override = secrets
+        source.configure(cfg or ExporterConfig())
         try:
-            cfg = load_config(args.check_config)
-        except ConfigError as exc:
-            report_problems(exc.problems, args.check_config)
-            return 1
-        print(f"ok: policies {', '.join(f'{p.name} every {p.interval:g}s' for p in cfg.policies.values())}")
-        return 0
+            inv = source.poll(force=True)
+        except TargetError as exc:
+            print(f"{args.inventory}: {exc}", file=sys.stderr)
+            inv, ok = None, False
+    if args.inventory and inv is not None:
+        print(f"OK: inventory {args.inventory}: {len(inv.enabled_devices())} enabled devices, "
+              f"{len(inv.snmp_profiles)} SNMP profiles")
+    return 0 if ok else 1
+
+
+def run(args) -> int:
+    if args.check_config_file:  # the older spelling (wardops/stack/testbed.py uses it)
+        args.config_file, args.config_check = args.check_config_file, True
+    if args.config_check:
+        return check(args)
     if not args.inventory:
         print("wardops exporter: --inventory FILE|URL is required", file=sys.stderr)
         return 2
-    log = setup_logging(args.log_level)
+    log = setup_logging(args.log_level, args.log_format)
     try:
         cfg = load_config(args.config_file)
         shard = Shard.parse(args.shard) if args.shard else None
@@ -113,7 +139,7 @@ def run(args) -> int:
         exporter.stop()
         print(f"wardops exporter: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    log.info('msg="listening" address=%s:%d inventory=%s netns=%s shard=%s', host, web.port,
+    log.info('msg="listening" address=%s inventory=%s netns=%s shard=%s', join_host_port(host, web.port),
              args.inventory, args.netns or "-", args.shard or "-")
     signal.signal(signal.SIGHUP, lambda *_: exporter.request_reload())
     signal.signal(signal.SIGTERM, lambda *_: exporter.stop())

@@ -71,8 +71,9 @@ SNMP_FAMILIES = (
     Family("wardops_snmp_poll_duration_seconds", "gauge", "Duration of the last SNMP poll of the device.", DEVICE),
     Family("wardops_snmp_if_oper_up", "gauge", "1 if ifOperStatus is up(1).", INTERFACE),
     Family("wardops_snmp_if_admin_up", "gauge", "1 if ifAdminStatus is up(1).", INTERFACE),
-    Family("wardops_snmp_if_speed_bps", "gauge", "Interface speed (ifHighSpeed) in bits/s.", INTERFACE),
-    Family("wardops_snmp_if_last_change_seconds", "gauge",
+    Family("wardops_snmp_if_speed_bytes", "gauge", "Interface speed in bytes per second (ifHighSpeed x 10^6 / 8).",
+           INTERFACE),
+    Family("wardops_snmp_if_last_change_timestamp_seconds", "gauge",
            "Unix time of the interface's last status change (from ifLastChange).", INTERFACE),
     *(family for family, _ in SNMP_IF_COUNTERS),
     Family("wardops_snmp_poll_errors_total", "counter",
@@ -91,9 +92,21 @@ def snmp_extra_family(metric: str, kind: str, table: bool) -> Family:
                   f"Extra SNMP OID ({kind}) from the device's profile.", (*DEVICE, "index") if table else DEVICE)
 
 
+# -- the process, as every Prometheus client library names it (exporter/process.py) ----------------
+PROCESS_FAMILIES = (
+    Family("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds."),
+    Family("process_resident_memory_bytes", "gauge", "Resident memory size in bytes."),
+    Family("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes."),
+    Family("process_open_fds", "gauge", "Number of open file descriptors."),
+    Family("process_max_fds", "gauge", "Maximum number of open file descriptors."),
+    Family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds."),
+)
+
 # -- the exporter itself ------------------------------------------------------------------------------
 SELF_FAMILIES = (
-    Family("wardops_exporter_build_info", "gauge", "Exporter version.", ("version",)),
+    Family("wardops_exporter_build_info", "gauge",
+           "Always 1; the exporter's version, source revision (git, or unknown) and Python version.",
+           ("version", "revision", "python")),
     Family("wardops_exporter_round_duration_seconds", "gauge", "Duration of the last completed round.", ROUND),
     Family("wardops_exporter_rounds_total", "counter", "Completed probe rounds.", ROUND),
     Family("wardops_exporter_round_overruns_total", "counter",
@@ -117,6 +130,7 @@ SELF_FAMILIES = (
     Family("wardops_exporter_secret_refusals_total", "counter",
            "SNMP secret references refused by the exporter's secrets policy, per profile and inventory answer loaded.",
            ("profile",)),
+    *PROCESS_FAMILIES,
 )
 
 # -- /probe answers (blackbox_exporter's names, so existing probe dashboards read them) -------------

@@ -1,6 +1,7 @@
-"""Where the devices come from: an inventory file (reloaded when it changes) or the inventory
-service's HTTP SD URL (polled with ETag). Failures raise TargetError and the caller keeps the last
-good set.
+"""Where the devices come from: an inventory file (reloaded when it changes), a Prometheus file_sd
+JSON file, or an HTTP SD URL (polled with ETag): the inventory service's, or any other server's (no
+SNMP profiles next to it: ICMP only). Failures raise TargetError and the caller keeps the last good
+set.
 
 Everything read here may be hostile or broken (a compromised or misconfigured inventory service, a
 proxy answering garbage): a fetch has an overall deadline and a size cap while streaming, the JSON
@@ -195,7 +196,9 @@ class Shard:
 
 
 class FileSource(Source):
-    """An inventory YAML file; `poll()` reloads when its mtime/size changed (or when forced)."""
+    """An inventory YAML file, or a Prometheus file_sd JSON file (`[{"targets": [ip], "labels":
+    {...}}]`, the HTTP SD answer's format: devices without SNMP profiles); `poll()` reloads when its
+    mtime/size changed (or when forced)."""
 
     def __init__(self, path: str):
         super().__init__()
@@ -218,6 +221,14 @@ class FileSource(Source):
                 raise TargetError(self._error)
             return None
         self._stamp = stamp
+        if is_file_sd(self.path):
+            try:
+                inv = self._load_file_sd()
+            except TargetError as exc:
+                self._error = str(exc)
+                raise
+            self._error = ""
+            return inv
         try:
             inv = load_inventory(self.path)
         except InventoryError as exc:
@@ -227,6 +238,35 @@ class FileSource(Source):
             raise TargetError(self._error) from None
         self._error = ""
         return inv
+
+
+    def _load_file_sd(self) -> Inventory:
+        try:
+            with open(self.path, "rb") as f:
+                body = f.read(self.settings.max_bytes + 1)
+        except OSError as exc:
+            raise TargetError(f"{self.path}: cannot read inventory: {exc.strerror}") from None
+        if len(body) > self.settings.max_bytes:
+            raise TargetError(f"{self.path}: larger than inventory.max_bytes {self.settings.max_bytes}")
+        try:
+            devices = devices_from_sd(parse_json(body, self.path))
+        except TargetError as exc:
+            text = str(exc)
+            raise TargetError(text if text.startswith(self.path) else f"{self.path}: {text}") from None
+        return Inventory(devices=devices, snmp_profiles=MappingProxyType({}), source=self.path)
+
+
+def is_file_sd(path: str) -> bool:
+    """A file_sd JSON file: named *.json, or its first non-blank byte opens a JSON list (an inventory
+    YAML file is a mapping, `devices:` ...)."""
+    if path.endswith(".json"):
+        return True
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"[")
 
 
 def profiles_url(sd_url: str) -> str:
@@ -239,7 +279,9 @@ def profiles_url(sd_url: str) -> str:
 
 class HttpSdSource(Source):
     """GET the HTTP SD JSON and the SNMP profiles (references only) with If-None-Match; 304 means
-    unchanged. Both must succeed for a new set: a failure of either keeps the last good inventory."""
+    unchanged. Both must succeed for a new set: a failure of either keeps the last good inventory.
+    A 404 for the profiles is a plain Prometheus HTTP SD server (NetBox's plugin, a static JSON
+    behind nginx): no SNMP profiles, so its devices are probed by ICMP only (one info line says so)."""
 
     trusted = False
     CHUNK = 64 << 10
@@ -256,6 +298,7 @@ class HttpSdSource(Source):
         self._devices: tuple[Device, ...] = ()
         self._profiles: Mapping[str, SnmpProfile] = MappingProxyType({})
         self._session = requests.Session()
+        self.profiles_missing = False  # the last profiles answer was a 404
 
     def describe(self) -> str:
         return self.url
@@ -291,9 +334,14 @@ class HttpSdSource(Source):
             if resp.status_code == 304:
                 return None
             if resp.status_code == 404 and url == self.profiles_url:  # a plain SD server without profiles
+                if not self.profiles_missing:  # once, and again only after profiles were served meanwhile
+                    self.log.info('msg="no SNMP profiles next to the SD URL (HTTP 404): ICMP only" url=%s', url)
+                self.profiles_missing = True
                 return {"items": []}, None
             if resp.status_code != 200:
                 raise TargetError(f"{url}: HTTP {resp.status_code}")
+            if url == self.profiles_url:
+                self.profiles_missing = False
             length = resp.headers.get("Content-Length", "")
             if length.isdigit() and int(length) > settings.max_bytes:
                 raise TargetError(f"{url}: answer of {int(length)} bytes is larger than inventory.max_bytes "

@@ -21,3 +21,20 @@ def package_version() -> str:
 
 
 __version__ = package_version()
+
+
+def source_revision(root: Path | None = None) -> str:
+    """The git commit of the source tree the package runs from (an editable install or a checkout),
+    "unknown" for an installed copy without its .git or when git is missing. Asked once per process."""
+    import subprocess
+
+    root = root or Path(__file__).resolve().parents[1]
+    if not (root / ".git").exists():  # a worktree has a .git file, a clone a directory
+        return "unknown"
+    try:
+        run = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    rev = run.stdout.strip()
+    return rev if run.returncode == 0 and rev and all(c in "0123456789abcdef" for c in rev) else "unknown"

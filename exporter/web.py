@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -179,6 +180,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address, handler, *, ssl_context: ssl.SSLContext | None, max_connections: int,
                  log: logging.Logger, idle_timeout: float):
+        self.address_family = address_family(address[0])  # before the socket is created
         super().__init__(address, handler)
         self.ssl_context = ssl_context
         self.idle_timeout = idle_timeout
@@ -188,6 +190,14 @@ class _Server(ThreadingHTTPServer):
         self._open = 0  # connections holding a slot
         self._open_lock = threading.Lock()
         self._closing = False
+
+    def server_bind(self):
+        if self.address_family == socket.AF_INET6:
+            # `[::]` means every address of both families, as Go exporters do: Linux defaults to
+            # dual-stack (net.ipv6.bindv6only=0), but a host may have turned that off.
+            with contextlib.suppress(OSError, AttributeError):
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
 
     def keep_alive_allowed(self) -> bool:
         """True while fewer than half the slots are taken (counting the asking connection)."""
@@ -245,9 +255,24 @@ class _Server(ThreadingHTTPServer):
 
 def _peer(address) -> str:
     try:
-        return f"{address[0]}:{address[1]}"
+        return join_host_port(address[0], address[1])
     except (TypeError, IndexError):
         return str(address)
+
+
+def join_host_port(host: str, port: int) -> str:
+    """`1.2.3.4:80`, `[::1]:80`: the form --web.listen-address takes and logs show."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def address_family(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 literal, or for a name whose first passive address is IPv6; else AF_INET."""
+    if ":" in host:
+        return socket.AF_INET6
+    try:
+        return socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    except (OSError, IndexError):
+        return socket.AF_INET  # binding then fails with the resolver's own message
 
 
 class WebServer:
@@ -277,7 +302,16 @@ class WebServer:
 
 
 def parse_listen(text: str) -> tuple[str, int]:
+    """HOST:PORT, [IPv6]:PORT or :PORT (every IPv4 address). An IPv6 address needs its brackets:
+    in `::1:10118` the port could be the last group of the address."""
+    bad = ValueError(f"--web.listen-address must be HOST:PORT or [IPv6]:PORT, got {text!r}")
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"--web.listen-address must be HOST:PORT, got {text!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
+        raise bad
+    if host.startswith("[") or host.endswith("]"):
+        if not (host.startswith("[") and host.endswith("]")) or ":" not in host:
+            raise bad
+        host = host[1:-1]
+    elif ":" in host:
+        raise bad
+    return host or "0.0.0.0", int(port)

@@ -7,7 +7,9 @@ region *and* a muted branch gets both), with the same severity routes underneath
 
 from __future__ import annotations
 
+import zoneinfo
 from collections import defaultdict
+from datetime import UTC, datetime
 
 from generators.output import regex_escape
 from generators.settings import Receiver, Settings
@@ -16,6 +18,10 @@ from generators.topology import build_model
 from inventory.model import Inventory, MaintenanceWindow
 
 TEMPLATE_FILE = "wardops.tmpl"
+# Alertmanager 0.25 templates have no time-zone function (`tz` came in a later release), so the
+# generator bakes the zone's UTC offsets into the template for these years (fixed, so the output
+# does not depend on the day it is generated); times outside them are shown in UTC.
+ZONE_YEARS = (2020, 2040)
 
 # (source alert matchers, target alert matchers, equal labels): why each exists is in docs/generators.md.
 INHIBIT_RULES = (
@@ -190,6 +196,39 @@ def _receiver(rc: Receiver, env_refs: set[str]) -> dict:
     return out
 
 
+def zone_periods(name: str, years: tuple[int, int] = ZONE_YEARS) -> list[tuple[int, int, int, str]]:
+    """(from, until (Unix seconds), UTC offset in seconds, label) of each stretch of `years` during
+    which the zone keeps one offset; [] for UTC. Found by a daily scan (zone rules never change
+    twice in a day) and a bisection to the second of each change."""
+    zone = zoneinfo.ZoneInfo(name)
+    if name == "UTC":
+        return []
+    start = int(datetime(years[0], 1, 1, tzinfo=UTC).timestamp())
+    end = int(datetime(years[1], 1, 1, tzinfo=UTC).timestamp())
+
+    def offset(t: int) -> int:
+        return int(datetime.fromtimestamp(t, zone).utcoffset().total_seconds())
+
+    periods, begin, t = [], start, start
+    while t < end:
+        step = min(t + 86400, end)
+        if offset(step) != offset(t):
+            lo, hi = t, step  # offset(lo) != offset(hi): find the first second of the new offset
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(mid) == offset(lo) else (lo, mid)
+            periods.append((begin, hi, offset(begin)))
+            begin = hi
+        t = step
+    periods.append((begin, end, offset(begin)))
+
+    def label(seconds: int) -> str:
+        sign, seconds = ("+" if seconds >= 0 else "-"), abs(seconds)
+        return f"{sign}{seconds // 3600:02d}:{seconds % 3600 // 60:02d} {name}"
+
+    return [(a, b, off, label(off)) for a, b, off in periods]
+
+
 def build_alertmanager(inv: Inventory, settings: Settings) -> tuple[dict, dict[str, str], list[str]]:
     """(alertmanager.yml data, {template file: text}, env variables the config expects expanded)."""
     env_refs: set[str] = set()
@@ -217,7 +256,8 @@ def build_alertmanager(inv: Inventory, settings: Settings) -> tuple[dict, dict[s
     if inv.maintenance:
         config["time_intervals"] = [_time_interval(w) for w in inv.maintenance]
     templates = {TEMPLATE_FILE: render("notifications.tmpl.j2", dashboard_url=settings.dashboard_url,
-                                       runbook_url=settings.runbook_url)}
+                                       runbook_url=settings.runbook_url, time_zone=settings.time_zone,
+                                       periods=zone_periods(settings.time_zone), nanoseconds=10**9)}
     return config, templates, sorted(env_refs)
 
 

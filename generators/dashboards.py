@@ -1,7 +1,10 @@
 """Grafana dashboards built with grafana-foundation-sdk's typed builders (Grafana 10.1 build).
 
 The SDK does not validate values, so `dashboard_problems` checks what Grafana would only show at
-view time: unique uids and panel ids, every `$var` defined, every query naming a known metric.
+view time: unique uids and panel ids, every `$var` defined, every query naming a known metric, and
+what an on-call engineer reads at a glance: every panel showing a state maps 0/1 to DOWN/UP in
+colour, every stat has its own thresholds (Grafana's default turns any value above 80 red), every
+instant table is a table of columns, not a row per series.
 """
 
 from __future__ import annotations
@@ -15,17 +18,27 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import (
     DashboardLinkType,
     DataSourceRef,
+    DataTransformerConfig,
+    DynamicConfigValue,
+    FieldColorModeId,
+    Threshold,
+    ThresholdsMode,
+    ValueMap,
+    ValueMappingResult,
     VariableRefresh,
     VariableSort,
 )
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
-from exporter.contract import METRICS
+from exporter.contract import FAMILIES, METRICS
 from generators.rules import RECORDING_RULES
 from generators.settings import Settings
 
 DS = DataSourceRef(type_val="prometheus", uid="${datasource}")
 BUILTIN_VARS = frozenset({"__range", "__rate_interval", "__interval", "__interval_ms", "__range_s",
-                          "__from", "__to", "__name", "__dashboard"})
+                          "__from", "__to", "__name", "__dashboard",
+                          # data-link variables: the clicked series' labels, the row's cells, the time range
+                          "__field", "__data", "__url_time_range"})
 EXPORTER_METRICS = METRICS  # the metric contract: every family /metrics serves
 # Series written by vmagent/vmalert rather than the exporter.
 STACK_METRICS = frozenset({"up", "ALERTS", "scrape_duration_seconds", "scrape_samples_scraped"})
@@ -34,6 +47,18 @@ KNOWN_METRICS = EXPORTER_METRICS | STACK_METRICS | {name for name, _ in RECORDIN
 UIDS = {"overview": "wardops-overview", "region": "wardops-region", "device": "wardops-device",
         "sla": "wardops-sla", "exporter": "wardops-exporter"}
 
+# Series whose value is a state, not a quantity: the contract's gauges documented as "1 if ...",
+# vmagent's `up` and the recording rule that takes the max of ISP uplink states.
+# wardops_icmp_branch_up has a third value, -1 while the exporter is still deciding.
+STATE_METRICS = frozenset({f.name for f in FAMILIES.values() if f.type == "gauge" and f.help.startswith("1 if ")}
+                          | {"up", "branch:wardops_isp_up:max"})
+TRISTATE_METRICS = frozenset(f.name for f in FAMILIES.values() if f.name in STATE_METRICS and "-1 while" in f.help)
+STATE_TEXT = {"1": ("UP", "green"), "0": ("DOWN", "red"), "-1": ("DECIDING", "orange")}
+STATE_PANEL_TYPES = ("state-timeline", "stat", "table")
+# An aggregation that counts or averages states gives a number, not a state.
+_COUNTING_RE = re.compile(r"(?<![\w:])(?:sum|count|avg|avg_over_time|rate|irate|increase|quantile|stddev)"
+                          r"\s*(?:\(|by\b|without\b)")
+
 
 class _Layout:
     """Panel ids and refIds assigned in build order: stable, unique, and readable in diffs."""
@@ -41,18 +66,78 @@ class _Layout:
     def __init__(self):
         self.next_id = 1
 
-    def panel(self, builder, title: str, queries: list[tuple[str, str]], w: int, h: int, instant=False):
+    def panel(self, builder, title: str, queries: list[tuple[str, str]], w: int, h: int, instant=False,
+              table=False):
         builder.id(self.next_id).title(title).datasource(DS).span(w).height(h)
         self.next_id += 1
         for i, (expr, legend) in enumerate(queries):
             q = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(chr(ord("A") + i))
-            builder.with_target(q.instant() if instant else q.range())
+            if table:  # one row per series, one column per label
+                q = q.format(PromQueryFormat.TABLE)
+            builder.with_target(q.instant() if instant or table else q.range())
         return builder
 
     def row(self, title: str):
         row = db.Row(title).id(self.next_id)
         self.next_id += 1
         return row
+
+
+def _thresholds(builder, *steps: tuple[float | None, str]):
+    """Explicit colours by value (the first step's value is None: from minus infinity)."""
+    return (builder.thresholds(db.ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE)
+                               .steps([Threshold(value, color) for value, color in steps]))
+            .color_scheme(db.FieldColor().mode(FieldColorModeId.THRESHOLDS)))
+
+
+def _state(builder, tristate: bool = False):
+    """0 -> DOWN red, 1 -> UP green (and -1 -> DECIDING orange): a glance cannot misread a state."""
+    keys = ("1", "0", "-1") if tristate else ("1", "0")
+    mapping = ValueMap({k: ValueMappingResult(text=STATE_TEXT[k][0], color=STATE_TEXT[k][1], index=i)
+                        for i, k in enumerate(keys)})
+    steps = ((None, "orange"), (0, "red"), (1, "green")) if tristate else ((None, "red"), (1, "green"))
+    return _thresholds(builder.mappings([mapping]), *steps)
+
+
+class _DataLink:
+    """A field data link ({title, url}); the SDK's DashboardLink would add dashboard-link-only keys."""
+
+    def __init__(self, title: str, uid: str, **variables: str):
+        query = "".join(f"&var-{name}={value}" for name, value in variables.items())
+        self.data = {"title": title, "url": f"/d/{uid}?var-datasource=${{datasource}}{query}&${{__url_time_range}}",
+                     "targetBlank": False}
+
+    def build(self) -> dict:
+        return self.data
+
+
+def _field(source: str, name: str) -> str:
+    return "${" + source + "." + name + "}"
+
+
+def _to_region(source: str = "__field.labels") -> _DataLink:
+    return _DataLink(f"Branch {_field(source, 'branch')}", UIDS["region"], region=_field(source, "region"),
+                     branch=_field(source, "branch"))
+
+
+def _to_device(source: str = "__field.labels") -> _DataLink:
+    return _DataLink(f"Device {_field(source, 'device')}", UIDS["device"], device=_field(source, "device"))
+
+
+def _columns(builder, columns: dict[str, str], value: str | None = "Value"):
+    """A table of the named label columns (series label -> header, in this order) and the value
+    column (header `value`); every other label (job, instance, site, ...) is left out."""
+    names = [*columns, "Value"] if value else list(columns)
+    rename = {**columns, "Value": value} if value else dict(columns)
+    builder = builder.with_transformation(DataTransformerConfig(
+        id_val="filterFieldsByName", options={"include": {"names": names}}))
+    builder = builder.with_transformation(DataTransformerConfig(
+        id_val="organize", options={"excludeByName": {}, "indexByName": {n: i for i, n in enumerate(names)},
+                                    "renameByName": rename}))
+    if value:  # colour the value cell (state or availability) by its mapping/thresholds
+        builder = builder.override_by_name(value, [DynamicConfigValue(
+            "custom.cellOptions", {"type": "color-background"})])
+    return builder
 
 
 def _var(name: str, query: str, label: str, multi=True) -> db.QueryVariable:
@@ -63,14 +148,26 @@ def _var(name: str, query: str, label: str, multi=True) -> db.QueryVariable:
     return v
 
 
-def _base(uid: str, title: str, source_stamp: str, tags: list[str]) -> db.Dashboard:
+def _base(uid: str, title: str, source_stamp: str, tags: list[str], since: str = "now-6h",
+          refresh: str = "30s") -> db.Dashboard:
     # A dropdown to every wardops dashboard, keeping time range and variables (region/branch/device
     # carry over when drilling down).
     nav = (db.DashboardLink("wardops").type(DashboardLinkType.DASHBOARDS).tags(["wardops"]).as_dropdown(True)
            .include_vars(True).keep_time(True))
     return (db.Dashboard(title).uid(uid).description(source_stamp).tags(["wardops", *tags])
-            .refresh("30s").time("now-6h", "now").timezone("browser").link(nav)
+            .refresh(refresh).time(since, "now").timezone("browser").link(nav)
             .with_variable(db.DatasourceVariable("datasource").label("Data source").type("prometheus")))
+
+
+def _count_stat(bad_from: float | None, bad_color: str = "red"):
+    """A count: green, or `bad_color` from `bad_from` on (None: a plain count, always green)."""
+    steps = [(None, "green")] + ([(bad_from, bad_color)] if bad_from is not None else [])
+    return _thresholds(stat.Panel(), *steps)
+
+
+def _availability(builder):
+    # Below 99 % a branch was down more than 7 h in 30 days: red; below 99.9 % (43 min): orange.
+    return _thresholds(builder.unit("percentunit").decimals(3), (None, "red"), (0.99, "orange"), (0.999, "green"))
 
 
 def _overview(stamp: str, settings: Settings) -> db.Dashboard:
@@ -82,24 +179,28 @@ def _overview(stamp: str, settings: Settings) -> db.Dashboard:
                 f'[{t.isp_flap_window}]) >= {t.isp_flap_changes}) or vector(0)')
     d = _base(UIDS["overview"], "wardops / Overview", stamp, ["overview"])
     d = d.with_row(L.row("State"))
-    for title, expr in (
-        ("Devices up", "sum(wardops_icmp_up) or vector(0)"),
-        ("Devices down", "count(wardops_icmp_up == 0) or vector(0)"),
-        ("ISP uplinks down", 'count(wardops_icmp_up{role="isp"} == 0) or vector(0)'),
-        ("Branches dark", "count(branch:wardops_isp_up:max == 0) or vector(0)"),
-        ("Devices flapping", flapping),
-        ("Firing alerts", 'count(ALERTS{alertstate="firing"}) or vector(0)'),
+    for title, expr, panel in (
+        ("Devices up", "sum(wardops_icmp_up) or vector(0)", _count_stat(None)),
+        ("Devices down", "count(wardops_icmp_up == 0) or vector(0)", _count_stat(1)),
+        ("ISP uplinks down", 'count(wardops_icmp_up{role="isp"} == 0) or vector(0)', _count_stat(1)),
+        ("Branches dark", "count(branch:wardops_isp_up:max == 0) or vector(0)", _count_stat(1)),
+        ("Devices flapping", flapping, _count_stat(1, "orange")),
+        ("Firing alerts", 'count(ALERTS{alertstate="firing"}) or vector(0)', _count_stat(1, "orange")),
     ):
-        d = d.with_panel(L.panel(stat.Panel(), title, [(expr, title)], 4, 4, instant=True))
+        d = d.with_panel(L.panel(panel, title, [(expr, title)], 4, 4, instant=True))
     d = d.with_row(L.row("ISP uplinks"))
-    d = d.with_panel(L.panel(statetimeline.Panel().min(0).max(1), "ISP uplinks (1 = up)",
-                             [('wardops_icmp_up{role="isp"}', "{{branch}} {{device}} ({{isp}})")], 24, 12))
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()).data_links([_to_region(), _to_device()]),
+                             "ISP uplinks", [('wardops_icmp_up{role="isp"}', "{{branch}} {{device}} ({{isp}})")],
+                             24, 12))
     d = d.with_row(L.row("Alerts and availability"))
-    d = d.with_panel(L.panel(table.Panel(), "Active alerts (vmalert ALERTS series)",
-                             [('ALERTS{alertstate="firing"}', "{{alertname}} {{device}} {{branch}}")], 14, 10,
-                             instant=True))
-    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).max(1), "Availability by region",
-                             [("region:wardops_icmp_up:avg", "{{region}}")], 10, 10))
+    alerts = _columns(table.Panel(), {"alertname": "Alert", "severity": "Severity", "region": "Region",
+                                      "branch": "Branch", "device": "Device", "ip": "IP"}, value=None)
+    d = d.with_panel(L.panel(alerts.data_links([_to_region("__data.fields"), _to_device("__data.fields")]),
+                             "Active alerts (vmalert ALERTS series)", [('ALERTS{alertstate="firing"}', "")], 14, 10,
+                             table=True))
+    region_link = _DataLink("Region ${__field.labels.region}", UIDS["region"], region="${__field.labels.region}")
+    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).max(1).data_links([region_link]),
+                             "Availability by region", [("region:wardops_icmp_up:avg", "{{region}}")], 10, 10))
     return d
 
 
@@ -110,19 +211,24 @@ def _region(stamp: str) -> db.Dashboard:
          .with_variable(_var("region", "label_values(wardops_icmp_up, region)", "Region"))
          .with_variable(_var("branch", 'label_values(wardops_icmp_up{region=~"$region"}, branch)', "Branch")))
     d = d.with_row(L.row("Branches"))
-    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).max(1), "Devices up per branch",
-                             [('branch:wardops_icmp_up:avg{region=~"$region", branch=~"$branch"}',
-                               "{{region}} / {{branch}}")], 12, 8))
-    d = d.with_panel(L.panel(statetimeline.Panel().min(0).max(1), "Branch connected (any ISP uplink up)",
-                             [('branch:wardops_isp_up:max{region=~"$region", branch=~"$branch"}',
-                               "{{branch}}")], 12, 8))
+    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).max(1).data_links([_to_region()]),
+                             "Devices up per branch",
+                             [(f"branch:wardops_icmp_up:avg{{{sel}}}", "{{region}} / {{branch}}")], 12, 8))
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()).data_links([_to_region()]),
+                             "Branch connected (any ISP uplink up)",
+                             [(f"branch:wardops_isp_up:max{{{sel}}}", "{{branch}}")], 12, 8))
+    d = d.with_panel(L.panel(_state(statetimeline.Panel(), tristate=True).data_links([_to_region()]),
+                             "Branch verdict (exporter, with confirmation bursts)",
+                             [(f"wardops_icmp_branch_up{{{sel}}}", "{{region}} / {{branch}}")], 24, 8))
     d = d.with_row(L.row("Devices"))
-    d = d.with_panel(L.panel(table.Panel(), "Device state (1 = up)",
-                             [(f"wardops_icmp_up{{{sel}}}", "{{device}}")], 24, 10, instant=True))
-    d = d.with_panel(L.panel(timeseries.Panel().unit("s"), "Round-trip time",
+    devices = _columns(_state(table.Panel()), {"branch": "Branch", "device": "Device", "ip": "IP", "role": "Role",
+                                               "isp": "Provider"}, value="State")
+    d = d.with_panel(L.panel(devices.data_links([_to_device("__data.fields")]), "Device state",
+                             [(f"wardops_icmp_up{{{sel}}}", "")], 24, 10, table=True))
+    d = d.with_panel(L.panel(timeseries.Panel().unit("s").data_links([_to_device()]), "Round-trip time",
                              [(f"wardops_icmp_rtt_seconds{{{sel}}}", "{{device}}")], 12, 8))
-    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0), "Packet loss",
-                             [(f"wardops_icmp_loss_ratio{{{sel}}}", "{{device}}")], 12, 8))
+    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).data_links([_to_device()]),
+                             "Packet loss", [(f"wardops_icmp_loss_ratio{{{sel}}}", "{{device}}")], 12, 8))
     return d
 
 
@@ -132,7 +238,7 @@ def _device(stamp: str) -> db.Dashboard:
     d = (_base(UIDS["device"], "wardops / Device", stamp, ["device"])
          .with_variable(_var("device", "label_values(wardops_icmp_up, device)", "Device", multi=False)))
     d = d.with_row(L.row("Reachability"))
-    d = d.with_panel(L.panel(statetimeline.Panel().min(0).max(1), "State (1 = up)",
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()).data_links([_to_region()]), "State",
                              [(f"wardops_icmp_up{{{dev}}}", "{{device}} {{ip}}")], 24, 5))
     d = d.with_panel(L.panel(timeseries.Panel().unit("s"), "Round-trip time", [
         (f"wardops_icmp_rtt_min_seconds{{{dev}}}", "min"), (f"wardops_icmp_rtt_seconds{{{dev}}}", "avg"),
@@ -154,39 +260,42 @@ def _device(stamp: str) -> db.Dashboard:
         (f"rate(wardops_snmp_if_in_discards_total{{{dev}}}[$__rate_interval])", "{{ifName}} in discards"),
         (f"rate(wardops_snmp_if_out_discards_total{{{dev}}}[$__rate_interval])", "{{ifName}} out discards"),
     ], 12, 8))
-    d = d.with_panel(L.panel(statetimeline.Panel().min(0).max(1), "Interface oper state (1 = up)",
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()), "Interface oper state",
                              [(f"wardops_snmp_if_oper_up{{{dev}}}", "{{ifName}} {{ifAlias}}")], 12, 8))
-    d = d.with_panel(L.panel(timeseries.Panel().unit("s"), "SNMP poll", [
-        (f"wardops_snmp_poll_duration_seconds{{{dev}}}", "poll duration"),
-        (f"wardops_snmp_up{{{dev}}}", "snmp up"),
-    ], 12, 8))
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()), "SNMP poll succeeded",
+                             [(f"wardops_snmp_up{{{dev}}}", "snmp")], 6, 8))
+    d = d.with_panel(L.panel(timeseries.Panel().unit("s"), "SNMP poll duration",
+                             [(f"wardops_snmp_poll_duration_seconds{{{dev}}}", "poll duration")], 6, 8))
     return d
 
 
 def _sla(stamp: str) -> db.Dashboard:
     L = _Layout()
-    d = (_base(UIDS["sla"], "wardops / Availability (SLA)", stamp, ["sla"])
+    # An SLA is judged over a month; the recording rules make 30 days cheap to read.
+    d = (_base(UIDS["sla"], "wardops / Availability (SLA)", stamp, ["sla"], since="now-30d", refresh="5m")
          .with_variable(_var("region", "label_values(region:wardops_icmp_up:avg, region)", "Region")))
     d = d.with_row(L.row("Over the selected range"))
-    d = d.with_panel(L.panel(table.Panel().unit("percentunit"), "Branch availability (devices up)",
-                             [('avg_over_time(branch:wardops_icmp_up:avg{region=~"$region"}[$__range])',
-                               "{{region}} / {{branch}}")], 12, 10, instant=True))
-    d = d.with_panel(L.panel(table.Panel().unit("percentunit"), "Branch connectivity (any ISP uplink up)",
-                             [('avg_over_time(branch:wardops_isp_up:max{region=~"$region"}[$__range])',
-                               "{{region}} / {{branch}}")], 12, 10, instant=True))
-    d = d.with_panel(L.panel(stat.Panel().unit("percentunit"), "Region availability",
+    for title, record in (("Branch availability (devices up)", "branch:wardops_icmp_up:avg"),
+                          ("Branch connectivity (any ISP uplink up)", "branch:wardops_isp_up:max")):
+        panel = _columns(_availability(table.Panel()), {"region": "Region", "branch": "Branch"},
+                         value="Availability")
+        d = d.with_panel(L.panel(panel.data_links([_to_region("__data.fields")]), title,
+                                 [(f'avg_over_time({record}{{region=~"$region"}}[$__range])', "")], 12, 10,
+                                 table=True))
+    d = d.with_panel(L.panel(_availability(stat.Panel()), "Region availability",
                              [('avg_over_time(region:wardops_icmp_up:avg{region=~"$region"}[$__range])',
                                "{{region}}")], 8, 5, instant=True))
-    d = d.with_panel(L.panel(stat.Panel().unit("percentunit"), "Availability by role",
+    d = d.with_panel(L.panel(_availability(stat.Panel()), "Availability by role",
                              [("avg_over_time(role:wardops_icmp_up:avg[$__range])", "{{role}}")], 8, 5,
                              instant=True))
-    d = d.with_panel(L.panel(stat.Panel().unit("percentunit"), "Availability by provider",
+    d = d.with_panel(L.panel(_availability(stat.Panel()), "Availability by provider",
                              [("avg_over_time(isp:wardops_icmp_up:avg[$__range])", "{{isp}}")], 8, 5,
                              instant=True))
     d = d.with_row(L.row("Trend"))
     d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).max(1), "Branches connected by region",
                              [('region:wardops_isp_up:avg{region=~"$region"}', "{{region}}")], 12, 8))
-    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0), "Average loss by branch",
+    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).data_links([_to_region()]),
+                             "Average loss by branch",
                              [('branch:wardops_icmp_loss:ratio{region=~"$region"}', "{{branch}}")], 12, 8))
     return d
 
@@ -197,7 +306,7 @@ def _exporter(stamp: str) -> db.Dashboard:
          .with_variable(_var("instance", 'label_values(up{job=~"wardops.*"}, instance)', "Exporter")))
     inst = 'instance=~"$instance"'
     d = d.with_row(L.row("Scrapes"))
-    d = d.with_panel(L.panel(statetimeline.Panel().min(0).max(1), "Scrape up",
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()), "Scrape up",
                              [(f'up{{job=~"wardops.*", {inst}}}', "{{job}} {{instance}}")], 12, 6))
     d = d.with_panel(L.panel(timeseries.Panel().unit("s"), "Scrape duration",
                              [(f'scrape_duration_seconds{{job=~"wardops.*", {inst}}}', "{{job}} {{instance}}")],
@@ -217,15 +326,16 @@ def _exporter(stamp: str) -> db.Dashboard:
         (f"rate(wardops_exporter_receive_drops_total{{{inst}}}[$__rate_interval])", "{{instance}} drops"),
     ], 12, 8))
     d = d.with_row(L.row("Inventory"))
-    d = d.with_panel(L.panel(stat.Panel(), "Inventory reload OK",
+    d = d.with_panel(L.panel(_state(stat.Panel()), "Inventory reload",
                              [(f"wardops_exporter_inventory_reload_success{{{inst}}}", "{{instance}}")], 8, 5,
                              instant=True))
-    d = d.with_panel(L.panel(stat.Panel().unit("dateTimeFromNow"), "Last inventory reload",
+    # A neutral colour: how long ago is information, staleness pages through its own alert.
+    d = d.with_panel(L.panel(_thresholds(stat.Panel().unit("dateTimeFromNow"), (None, "blue")),
+                             "Last inventory reload",
                              [(f"wardops_exporter_inventory_reload_timestamp_seconds{{{inst}}} * 1000",
                                "{{instance}}")], 8, 5, instant=True))
-    d = d.with_panel(L.panel(table.Panel(), "Build",
-                             [(f"wardops_exporter_build_info{{{inst}}}", "{{instance}} {{version}}")], 8, 5,
-                             instant=True))
+    d = d.with_panel(L.panel(_columns(table.Panel(), {"instance": "Exporter", "version": "Version"}, value=None),
+                             "Build", [(f"wardops_exporter_build_info{{{inst}}}", "")], 8, 5, table=True))
     return d
 
 
@@ -265,6 +375,48 @@ def query_metrics(expr: str) -> set[str]:
             if not m.group(2) and m.group(1).lower() not in _PROMQL_WORDS}
 
 
+def is_state_query(expr: str) -> bool:
+    """The query shows states (a state series as is, or max/min of them), not a count of them."""
+    names = query_metrics(expr)
+    return bool(names) and names <= STATE_METRICS and not _COUNTING_RE.search(expr)
+
+
+def _mapped(defaults: dict) -> dict[str, tuple[str | None, str | None]]:
+    return {value: (result.get("text"), result.get("color")) for m in defaults.get("mappings") or []
+            if m.get("type") == "value" for value, result in (m.get("options") or {}).items()}
+
+
+def panel_problems(p: dict) -> list[str]:
+    """What an on-call engineer would misread on this panel (empty: nothing)."""
+    out = []
+    title, kind = p.get("title", ""), p.get("type")
+    defaults = (p.get("fieldConfig") or {}).get("defaults") or {}
+    exprs = [t.get("expr", "") for t in p.get("targets") or []]
+    if re.search(r"\(\s*-?[01]\s*=", title):
+        out.append(f"panel {title!r}: state legend in the title; map the values instead")
+    if kind in STATE_PANEL_TYPES and any(is_state_query(e) for e in exprs):
+        want = {k: STATE_TEXT[k] for k in ("1", "0")}
+        if any(query_metrics(e) & TRISTATE_METRICS for e in exprs):
+            want["-1"] = STATE_TEXT["-1"]
+        have = _mapped(defaults)
+        missing = {k: v for k, v in want.items() if have.get(k) != v}
+        if missing:
+            out.append(f"panel {title!r} shows a state but lacks value mappings "
+                       + ", ".join(f"{k}->{t} {c}" for k, (t, c) in missing.items()))
+    if kind == "stat":
+        steps = (defaults.get("thresholds") or {}).get("steps") or []
+        # Grafana's default (green, red from 80) turns any count above 80 red.
+        if not steps or steps == [{"value": None, "color": "green"}, {"value": 80, "color": "red"}]:
+            out.append(f"panel {title!r}: stat without explicit thresholds")
+    if kind == "table":
+        targets = p.get("targets") or []
+        if not all(t.get("instant") and t.get("format") == "table" for t in targets):
+            out.append(f"panel {title!r}: table queries must be instant with format table")
+        if not any(tr.get("id") == "organize" for tr in p.get("transformations") or []):
+            out.append(f"panel {title!r}: table without organized columns")
+    return out
+
+
 def dashboard_problems(dashboards: dict[str, dict]) -> list[str]:
     out = []
     uids: dict[str, str] = {}
@@ -282,6 +434,7 @@ def dashboard_problems(dashboards: dict[str, dict]) -> list[str]:
             ids.add(p.get("id"))
             if p.get("type") == "row":
                 continue
+            out.extend(f"{name}: {problem}" for problem in panel_problems(p))
             targets = p.get("targets") or []
             if not targets:
                 out.append(f"{name}: panel {p.get('title')!r} has no query")

@@ -121,7 +121,7 @@ def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, setting
         "annotations": {
             "summary": texts[name]["summary"],
             "description": texts[name]["description"],
-            "runbook_url": go_text(f"{settings.runbook_url}#{name.lower()}"),  # vmalert reads a Go template
+            "runbook_url": go_text(f"{settings.runbook_url.rstrip('/')}/{name}.md"),  # vmalert reads a Go template
         },
     }
     if for_ not in ("0s", "0m", "0ms", "0h", "0d"):
@@ -276,7 +276,7 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
         alert("InterfaceDown", f"(wardops_snmp_if_oper_up == 0 and wardops_snmp_if_admin_up == 1) {branch_quiet}",
               "warning", "interface", t.interface_down_for),
         alert("InterfaceFlapping",
-              f"(changes(wardops_snmp_if_last_change_seconds[{t.interface_flap_window}])"
+              f"(changes(wardops_snmp_if_last_change_timestamp_seconds[{t.interface_flap_window}])"
               f" >= {t.interface_flap_changes}) {branch_quiet}", "warning", "interface"),
         alert("SnmpUnreachable", f"(wardops_snmp_up == 0 unless on(site, device) (wardops_icmp_up == 0)) {branch_quiet}",
               "warning", "device", t.snmp_unreachable_for),

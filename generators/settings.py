@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -162,9 +163,10 @@ class Settings:
     routing: Routing = Routing()
     intervals: Intervals = Intervals()
     thresholds: Thresholds = Thresholds()
-    runbook_url: str = "docs/generators.md"  # repo-relative runbooks (anchors per alert) until set
+    runbook_url: str = "docs/runbooks"  # runbook base: an alert links <base>/<AlertName>.md (urls.runbook)
     dashboard_url: str = "http://127.0.0.1:3000"
-    exporter_targets: tuple[str, ...] = ("127.0.0.1:9118",)
+    time_zone: str = "UTC"  # IANA zone of the times in notifications (e.g. Asia/Tbilisi)
+    exporter_targets: tuple[str, ...] = ("127.0.0.1:10118",)
     # The probe site the exporters stand in: vmagent adds it as label `site` to every series they
     # export, and rules judge (and suppress) per site.
     site: str = "default"
@@ -191,7 +193,7 @@ DEFAULT_SETTINGS = Settings()
 # --- validation --------------------------------------------------------------------------------
 
 TOP_KEYS = ("receivers", "routing", "intervals", "thresholds", "urls", "exporter", "inventory_service",
-            "external_labels", "site", "sites", "consensus")
+            "external_labels", "site", "time_zone", "sites", "consensus")
 NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
                  "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000),
                  "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0),
@@ -402,6 +404,17 @@ def _external_labels(chk: Checker, value, path: Path_):
     return MappingProxyType(dict(sorted(out.items())))
 
 
+def _time_zone(chk: Checker, value, path: Path_):
+    name = chk.text(value, path, max_len=64)
+    try:
+        if name is not INVALID:
+            zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        chk.error(path, f"unknown time zone {quote(name)} (an IANA name like UTC or Asia/Tbilisi)")
+        return INVALID
+    return name
+
+
 def _sites(chk: Checker, value, top: dict, exporter: dict) -> tuple[Site, ...] | object:
     path: Path_ = ("sites",)
     raw = chk.seq(value, path, "a non-empty list of {name, targets}", null_ok=False, non_empty=True)
@@ -462,6 +475,7 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
             (("exporter",), "scheme", "exporter_scheme", lambda v, p: chk.choice(v, p, ("http", "https"))),
             (("inventory_service",), "url", "inventory_url", chk.url),
             ((), "site", "site", chk.text),
+            ((), "time_zone", "time_zone", lambda v, p: _time_zone(chk, v, p)),
             ((), "external_labels", "external_labels", lambda v, p: _external_labels(chk, v, p))):
         if key in sections[where] and (value := parse(sections[where][key], where + (key,))) is not INVALID:
             kw[attr] = value

@@ -11,7 +11,7 @@ from inventory.errors import report_problems
 from inventory.synth import synth_inventory
 
 DEFAULT_DB = "sqlite:///wardops-inventory.db"
-DEFAULT_LISTEN = "127.0.0.1:9119"
+DEFAULT_LISTEN = "127.0.0.1:10119"
 
 
 def configure(parser) -> None:

@@ -14,11 +14,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inventory": ("inventory.cli", "synthetic inventories, import/export, the inventory service"),
     "snmp": ("exporter.snmp.cli", "poll SNMP devices of an inventory once and print their metrics"),
     "generate": ("generators.cli", "vmalert rules, Alertmanager config, Grafana dashboards, vmagent config"),
-    "exporter": ("exporter.cli", "probe inventory devices (ICMP) and serve Prometheus metrics on :9118"),
+    "exporter": ("exporter.cli", "probe inventory devices (ICMP) and serve Prometheus metrics on :10118"),
     "demo": ("wardops.demo", "run lab + stack + inventory service + exporter and show an ISP outage paging"),
     "lab": ("wardops.lab.cli", "a simulated network from namespaces: create, down/up, flap, loss, branch-down"),
     "stack": ("wardops.stack.cli", "start/stop the local VictoriaMetrics/vmagent/vmalert/Alertmanager stack"),
 }
+
+# Modules that only an extra installs (setup.cfg extras_require): a missing one names the extra.
+EXTRA_OF = {"flask": "service", "flask_limiter": "service", "limits": "service", "werkzeug": "service",
+            "sqlalchemy": "service", "waitress": "service", "psycopg": "service",
+            "jinja2": "generate", "grafana_foundation_sdk": "generate"}
 
 
 def _usage() -> str:
@@ -40,11 +45,23 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"wardops: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
+    try:
+        return _run(name, argv[1:])
+    except ModuleNotFoundError as exc:
+        extra = EXTRA_OF.get((exc.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(f"wardops {name}: needs the '{extra}' extra (no module {exc.name!r}): "
+              f"pip install 'wardops[{extra}]'", file=sys.stderr)
+        return 1
+
+
+def _run(name: str, argv: list[str]) -> int:
     module_name, help_ = COMMANDS[name]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"wardops {name}", description=help_)
     module.configure(parser)
-    args = parser.parse_args(argv[1:])
+    args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

@@ -57,7 +57,7 @@ def run(args, trees: dict | None = None, out=sys.stdout) -> int:
         ports = ephemeral_ports()
         exporter_port, inventory_port = free_ports(2)
     else:
-        ports, exporter_port, inventory_port = Ports(), 9118, 9119
+        ports, exporter_port, inventory_port = Ports(), 10118, 10119
     try:
         testbed = Testbed(TestbedSettings(workdir=args.dir, inventory=Path(args.inventory),
                                           lab_name=args.lab_name, ports=ports, exporter_port=exporter_port,

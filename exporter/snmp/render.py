@@ -69,8 +69,8 @@ def render_rows(rows: Iterable[Row]) -> Section:
                 f"wardops_snmp_uptime_seconds{labels} {number(s.uptime_seconds)}\n")
         head = labels[:-1]
         oper, admin, speed, change = (out(n, isp) for n in (
-            "wardops_snmp_if_oper_up", "wardops_snmp_if_admin_up", "wardops_snmp_if_speed_bps",
-            "wardops_snmp_if_last_change_seconds"))
+            "wardops_snmp_if_oper_up", "wardops_snmp_if_admin_up", "wardops_snmp_if_speed_bytes",
+            "wardops_snmp_if_last_change_timestamp_seconds"))
         counters = [(name, column, out(name, isp)) for name, column in _COUNTERS]
         for i in s.interfaces:
             il = f'{head},ifName="{escape(i.name)}",ifAlias="{escape(i.alias)}"}}'
@@ -79,9 +79,10 @@ def render_rows(rows: Iterable[Row]) -> Section:
             if i.admin_up is not None:
                 admin.append(f"wardops_snmp_if_admin_up{il} {int(i.admin_up)}\n")
             if i.speed_bps is not None:
-                speed.append(f"wardops_snmp_if_speed_bps{il} {number(i.speed_bps)}\n")
+                # Prometheus base unit: bytes (a 1 Gbit/s port is 125000000); the poller keeps bits
+                speed.append(f"wardops_snmp_if_speed_bytes{il} {number(i.speed_bps / 8)}\n")
             if i.last_change is not None:
-                change.append(f"wardops_snmp_if_last_change_seconds{il} {round(i.last_change, 2)!r}\n")
+                change.append(f"wardops_snmp_if_last_change_timestamp_seconds{il} {round(i.last_change, 2)!r}\n")
             values = i.counters
             for name, column, lines in counters:
                 value = values.get(column)

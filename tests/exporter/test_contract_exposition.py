@@ -216,3 +216,34 @@ def test_icmp_prober_waits_for_replies_until_the_deadline_at_most():
     assert 0.9 < pinger.calls[-1][3] <= 1.0  # 2 s left - 1 s of sends: replies awaited 1 s at most
     asyncio.run(prober(ProbeTarget("198.19.0.5", None), {}, time.monotonic() + 0.5))
     assert pinger.calls[-1][3] == 0.0  # the sends alone outlast the deadline
+
+
+def _samples(body: str) -> dict[str, object]:
+    return {s.name: s for fam in text_string_to_metric_families(body) for s in fam.samples}
+
+
+def test_build_info_and_process_metrics(running):
+    import os
+    import platform
+
+    from exporter.version import __version__
+
+    _, base = running
+    before = _samples(get(base + "/metrics")[1])
+    info = before["wardops_exporter_build_info"]
+    assert info.value == 1 and info.labels["version"] == __version__
+    assert info.labels["python"] == platform.python_version()
+    git = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True,
+                         cwd=os.path.dirname(__file__), check=False)
+    assert info.labels["revision"] == (git.stdout.strip() if git.returncode == 0 else "unknown")
+    # the exporter runs in this process: its numbers are this process's
+    assert before["process_resident_memory_bytes"].value > 10e6  # a Python with the exporter loaded
+    assert before["process_virtual_memory_bytes"].value >= before["process_resident_memory_bytes"].value
+    assert 3 <= before["process_open_fds"].value <= before["process_max_fds"].value
+    assert abs(before["process_start_time_seconds"].value - time.time()) < 24 * 3600
+    assert before["process_start_time_seconds"].value < time.time()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # 0.3 s of CPU; the counter's resolution is 0.01 s
+        pass
+    after = _samples(get(base + "/metrics")[1])
+    assert after["process_cpu_seconds_total"].value - before["process_cpu_seconds_total"].value >= 0.25

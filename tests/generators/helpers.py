@@ -71,6 +71,7 @@ _WITH_RE = re.compile(r"\{\{ with \$labels\.(\w+) \}\}(.*?)\{\{ end \}\}")
 _IF_ROLE_RE = re.compile(r'\{\{ if eq \$labels\.role "(\w+)" \}\}(.*?)\{\{ else \}\}(.*?)\{\{ end \}\}')
 _LABEL_RE = re.compile(r"\{\{ \$labels\.(\w+) \}\}")
 _VALUE_RE = re.compile(r'\{\{ \$value \| (humanizeTimestamp|humanizeDuration|printf "%\.(\d)f") \}\}')
+_SINCE = '{{ reReplaceAll "(\\\\.[0-9]+)? \\\\+0000 UTC$" " UTC" ($value | humanizeTimestamp) }}'
 
 
 def render_annotation(template: str, labels: dict[str, str], value: float) -> str:
@@ -90,6 +91,9 @@ def render_annotation(template: str, labels: dict[str, str], value: float) -> st
     text = _WITH_RE.sub(lambda m: m.group(2).replace("{{ . }}", labels[m.group(1)]) if labels.get(m.group(1))
                         else "", text)
     text = _LABEL_RE.sub(lambda m: labels.get(m.group(1), ""), text)
+    if _SINCE in text:  # whole seconds, labelled UTC
+        from datetime import UTC, datetime
+        text = text.replace(_SINCE, datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
     text = _VALUE_RE.sub(value_text, text)
     assert "{{" not in text, f"helper cannot render: {text}"
     return text

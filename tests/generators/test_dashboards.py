@@ -8,7 +8,16 @@ import json
 import pytest
 import yaml
 
-from generators.dashboards import EXPORTER_METRICS, UIDS, dashboard_problems, panels_of, query_metrics
+from generators.dashboards import (
+    EXPORTER_METRICS,
+    STATE_METRICS,
+    UIDS,
+    dashboard_problems,
+    is_state_query,
+    panel_problems,
+    panels_of,
+    query_metrics,
+)
 from generators.settings import DEFAULT_SETTINGS
 from tests.generators.helpers import REPO
 
@@ -66,7 +75,7 @@ def test_overview_has_counts_isp_board_and_active_alerts(dashboards):
     titles = {p["title"]: p for p in panels_of(dashboards["overview.json"])}
     for want in ("Devices up", "Devices down", "Devices flapping", "ISP uplinks down", "Firing alerts"):
         assert titles[want]["type"] == "stat"
-    assert titles["ISP uplinks (1 = up)"]["type"] == "state-timeline"
+    assert titles["ISP uplinks"]["type"] == "state-timeline"
     assert "ALERTS" in titles["Active alerts (vmalert ALERTS series)"]["targets"][0]["expr"]
     flapping = titles["Devices flapping"]["targets"][0]["expr"]
     assert f">= {DEFAULT_SETTINGS.thresholds.flap_changes}" in flapping  # same definition as the alert
@@ -94,3 +103,122 @@ def test_checker_catches_undefined_variables_duplicate_uids_and_unknown_metrics(
 ])
 def test_query_metric_extraction(expr, names):
     assert query_metrics(expr) == names
+
+
+# --- what the on-call engineer reads -------------------------------------------------------------
+
+def _panel(dashboards, file, title):
+    return next(p for p in panels_of(dashboards[file]) if p.get("title") == title and p["type"] != "row")
+
+
+def _mappings(panel):
+    return {k: (v["text"], v["color"]) for m in panel["fieldConfig"]["defaults"]["mappings"]
+            for k, v in m["options"].items()}
+
+
+def test_the_state_metrics_come_from_the_contract():
+    assert {"wardops_icmp_up", "wardops_snmp_if_oper_up", "wardops_snmp_up", "wardops_icmp_branch_up",
+            "wardops_probe_site_canary_up", "wardops_exporter_inventory_reload_success", "up"} <= STATE_METRICS
+    assert not {"wardops_icmp_rtt_seconds", "wardops_exporter_inventory_reload_held"} & STATE_METRICS
+
+
+@pytest.mark.parametrize("expr,state", [
+    ('wardops_icmp_up{role="isp"}', True),
+    ('branch:wardops_isp_up:max{region=~"$region"}', True),
+    ("sum(wardops_icmp_up) or vector(0)", False),
+    ("count(branch:wardops_isp_up:max == 0) or vector(0)", False),
+    ("avg_over_time(branch:wardops_isp_up:max[$__range])", False),
+    ("avg by (region) (wardops_icmp_up)", False),
+    ("wardops_icmp_rtt_seconds", False),
+])
+def test_state_queries_are_told_from_counts(expr, state):
+    assert is_state_query(expr) is state
+
+
+def test_every_state_panel_maps_down_red_and_up_green(dashboards):
+    seen = 0
+    for dash in dashboards.values():
+        for p in panels_of(dash):
+            if p["type"] in ("state-timeline", "stat", "table") and any(is_state_query(t["expr"]) for t in p["targets"]):
+                seen += 1
+                assert {"0": ("DOWN", "red"), "1": ("UP", "green")}.items() <= _mappings(p).items(), p["title"]
+            assert "1 = up" not in p.get("title", ""), p["title"]
+    assert seen >= 8
+    verdict = _panel(dashboards, "region.json", "Branch verdict (exporter, with confirmation bursts)")
+    assert _mappings(verdict)["-1"] == ("DECIDING", "orange")
+
+
+def test_every_stat_has_explicit_thresholds(dashboards):
+    for dash in dashboards.values():
+        for p in panels_of(dash):
+            if p["type"] == "stat":
+                steps = p["fieldConfig"]["defaults"]["thresholds"]["steps"]
+                assert steps and {"value": 80, "color": "red"} not in steps, p["title"]
+    # A count of healthy devices is never red; one device down is.
+    assert _panel(dashboards, "overview.json", "Devices up")["fieldConfig"]["defaults"]["thresholds"]["steps"] == [
+        {"value": None, "color": "green"}]
+    assert {"value": 1, "color": "red"} in _panel(dashboards, "overview.json", "Devices down")[
+        "fieldConfig"]["defaults"]["thresholds"]["steps"]
+
+
+def test_checker_fails_a_state_panel_without_mappings_and_a_stat_with_default_thresholds(dashboards):
+    broken = copy.deepcopy(dashboards)
+    isp = _panel(broken, "overview.json", "ISP uplinks")
+    del isp["fieldConfig"]["defaults"]["mappings"]
+    isp["title"] = "ISP uplinks (1 = up)"
+    verdict = _panel(broken, "region.json", "Branch verdict (exporter, with confirmation bursts)")
+    verdict["fieldConfig"]["defaults"]["mappings"][0]["options"].pop("-1")
+    _panel(broken, "overview.json", "Devices down")["fieldConfig"]["defaults"]["thresholds"]["steps"] = [
+        {"value": None, "color": "green"}, {"value": 80, "color": "red"}]
+    del _panel(broken, "sla.json", "Region availability")["fieldConfig"]["defaults"]["thresholds"]
+    problems = dashboard_problems(broken)
+    assert "overview.json: panel 'ISP uplinks (1 = up)': state legend in the title; map the values instead" in problems
+    assert ("overview.json: panel 'ISP uplinks (1 = up)' shows a state but lacks value mappings "
+            "1->UP green, 0->DOWN red") in problems
+    assert any(p.startswith("region.json: panel 'Branch verdict") and p.endswith("-1->DECIDING orange")
+               for p in problems)
+    assert "overview.json: panel 'Devices down': stat without explicit thresholds" in problems
+    assert "sla.json: panel 'Region availability': stat without explicit thresholds" in problems
+
+
+def test_instant_tables_are_tables_of_named_columns(dashboards):
+    tables = [p for d in dashboards.values() for p in panels_of(d) if p["type"] == "table"]
+    assert len(tables) == 5
+    for p in tables:
+        assert panel_problems(p) == []
+        assert all(t["instant"] and t["format"] == "table" for t in p["targets"]), p["title"]
+        organize = next(t for t in p["transformations"] if t["id"] == "organize")["options"]
+        kept = next(t for t in p["transformations"] if t["id"] == "filterFieldsByName")["options"]["include"]["names"]
+        assert "Time" not in kept and "__name__" not in kept and set(organize["renameByName"]) == set(kept)
+    state = _panel(dashboards, "region.json", "Device state")
+    assert state["transformations"][1]["options"]["renameByName"]["Value"] == "State"
+    range_query = copy.deepcopy(state)
+    range_query["targets"][0].update(instant=False, range=True, format="time_series")
+    assert panel_problems(range_query) == ["panel 'Device state': table queries must be instant with format table"]
+
+
+def _links(panel):
+    return [link["url"] for link in panel["fieldConfig"]["defaults"].get("links", [])]
+
+
+def test_data_links_drill_down_overview_region_branch_device(dashboards):
+    region, device = UIDS["region"], UIDS["device"]
+    isp = _links(_panel(dashboards, "overview.json", "ISP uplinks"))
+    assert (f"/d/{region}?var-datasource=${{datasource}}&var-region=${{__field.labels.region}}"
+            f"&var-branch=${{__field.labels.branch}}&${{__url_time_range}}") in isp
+    assert any(u.startswith(f"/d/{device}?") and "var-device=${__field.labels.device}" in u for u in isp)
+    alerts = _links(_panel(dashboards, "overview.json", "Active alerts (vmalert ALERTS series)"))
+    assert any("var-device=${__data.fields.device}" in u for u in alerts)
+    assert any(u.startswith(f"/d/{region}?") for u in _links(_panel(dashboards, "overview.json",
+                                                                      "Availability by region")))
+    assert any(u.startswith(f"/d/{device}?") for u in _links(_panel(dashboards, "region.json", "Device state")))
+    assert any(u.startswith(f"/d/{region}?") and "var-branch=${__data.fields.branch}" in u
+               for u in _links(_panel(dashboards, "sla.json", "Branch availability (devices up)")))
+    # The link variables are ones the target dashboards define.
+    for uid_file, var in (("region.json", "region"), ("region.json", "branch"), ("device.json", "device")):
+        assert var in {v["name"] for v in dashboards[uid_file]["templating"]["list"]}
+
+
+def test_sla_dashboard_opens_on_30_days(dashboards):
+    assert dashboards["sla.json"]["time"] == {"from": "now-30d", "to": "now"}
+    assert dashboards["overview.json"]["time"]["from"] == "now-6h"

@@ -72,7 +72,7 @@ def test_rules_with_a_hostile_runbook_url_pass_promtool(out):
     result = subprocess.run([need("promtool"), "check", "rules", str(rules)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.dumps(RUNBOOK + "#devicedown") in rules.read_text()  # as a Go string literal
+    assert json.dumps(RUNBOOK + "/DeviceDown.md") in rules.read_text()  # as a Go string literal
 
 
 def test_go_text_and_comment():

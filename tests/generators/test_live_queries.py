@@ -49,11 +49,11 @@ def _samples(now_ms: int) -> str:
         for labels in (isp, rtr):
             lines += [f"{series(metric, labels)} {fn(i)} {now_ms - (STEPS - i) * 10000}" for i in range(STEPS)]
     iface_metrics = {
-        "wardops_snmp_if_oper_up": 1, "wardops_snmp_if_admin_up": 1, "wardops_snmp_if_speed_bps": 1e9,
+        "wardops_snmp_if_oper_up": 1, "wardops_snmp_if_admin_up": 1, "wardops_snmp_if_speed_bytes": 1.25e8,
         "wardops_snmp_if_in_octets_total": 1000, "wardops_snmp_if_out_octets_total": 2000,
         "wardops_snmp_if_in_errors_total": 1, "wardops_snmp_if_out_errors_total": 1,
         "wardops_snmp_if_in_discards_total": 1, "wardops_snmp_if_out_discards_total": 1,
-        "wardops_snmp_if_last_change_seconds": 100,
+        "wardops_snmp_if_last_change_timestamp_seconds": 100,
     }
     for metric, rate in iface_metrics.items():
         lines += [f"{series(metric, iface)} {rate * (i if metric.endswith('_total') else 1)} "

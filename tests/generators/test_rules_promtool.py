@@ -391,7 +391,7 @@ def test_snmp_alerts(rules_dir, rule_index):
         const("wardops_snmp_if_admin_up", iface("a-rtr1", "Gi0/1"), 1, steps),
         const("wardops_snmp_if_oper_up", iface("a-rtr1", "Gi0/2"), 0, steps),  # admin down: intended
         const("wardops_snmp_if_admin_up", iface("a-rtr1", "Gi0/2"), 0, steps),
-        {"series": series("wardops_snmp_if_last_change_seconds", iface("a-rtr1", "Gi0/3")),
+        {"series": series("wardops_snmp_if_last_change_timestamp_seconds", iface("a-rtr1", "Gi0/3")),
          "values": "100x9 200x9 300x9 400x69"},
         const("wardops_snmp_up", device_labels("b-rtr1"), 0, steps),
         const("wardops_snmp_up", device_labels("b-sw1"), 0, steps),  # ICMP down too: DeviceDown covers it

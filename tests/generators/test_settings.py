@@ -47,7 +47,7 @@ INVALID = {
     ],
     "settings-invalid-unknown-key.yml": [
         f"{T}settings-invalid-unknown-key.yml:1: reciever: unknown key (allowed: receivers, routing, intervals, thresholds, urls, "
-        "exporter, inventory_service, external_labels, site, sites, consensus)",
+        "exporter, inventory_service, external_labels, site, time_zone, sites, consensus)",
         f"{T}settings-invalid-unknown-key.yml:5: thresholds.latency: unknown key (allowed: loss_percent, loss_window, loss_for, "
         "latency_ms, latency_window, latency_for, flap_changes, isp_flap_changes, flap_window, "
         "isp_flap_window, device_down_for, isp_down_for, interface_down_for, "
@@ -152,7 +152,7 @@ def test_settings_reach_rules_and_scrape_config():
     assert 'increase(wardops_icmp_status_changes_total{role!="isp"}[5m]) >= 4' in rules  # flap_changes: 4
     assert "* 100 > 3 and on(site, device)" in rules  # loss_percent: 3
     assert "> 0.15 and on(site, device)" in rules  # latency_ms: 150
-    assert "https://wiki.bank.example/wardops/runbooks#isplinkdown" in rules
+    assert "https://wiki.bank.example/wardops/runbooks/IspLinkDown.md" in rules
     assert "interval: 15s" in rules
     scrape = files["vmagent/scrape.yml"]
     assert "job_name: wardops_probe" in scrape and "url: http://127.0.0.1:9119/api/v1/sd" in scrape

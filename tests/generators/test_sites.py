@@ -228,7 +228,7 @@ def test_quorum_any_pages_what_one_site_sees(tmp_path):
 
 def test_one_site_in_sites_generates_exactly_todays_files(tmp_path):
     one = tmp_path / "one.yml"
-    one.write_text("sites: [{name: default, targets: ['127.0.0.1:9118']}]\n")
+    one.write_text(f"sites: [{{name: default, targets: {list(DEFAULT_SETTINGS.exporter_targets)}}}]\n")
     assert generate_into(tmp_path / "a", TEST_INVENTORY, load_settings(one)) == generate_into(tmp_path / "b")
 
 

@@ -29,7 +29,7 @@ def configure(parser) -> None:
                         help=f"(default {getattr(defaults, field_name)})")
     up.add_argument("--retention", default="7d", help="VictoriaMetrics -retentionPeriod (default 7d)")
     up.add_argument("--evaluation-interval", default="5s", help="vmalert default group interval")
-    up.add_argument("--exporter", default="127.0.0.1:9118",
+    up.add_argument("--exporter", default="127.0.0.1:10118",
                     help="exporter address scraped by the built-in config (default %(default)s)")
     up.add_argument("--no-webhook", action="store_true", help="do not run the local webhook receiver")
     up.set_defaults(func=run_up)

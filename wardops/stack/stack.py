@@ -51,7 +51,7 @@ class StackSettings:
     evaluation_interval: str = "5s"  # groups without their own `interval`
     sd_check_interval: str = "10s"
     webhook: bool = True  # run the local webhook receiver (the default receiver of generated configs)
-    exporter: str = "127.0.0.1:9118"  # scraped by the minimal built-in vmagent config
+    exporter: str = "127.0.0.1:10118"  # scraped by the minimal built-in vmagent config
     health_timeout: float = 30.0
 
     def url(self, port: int) -> str:

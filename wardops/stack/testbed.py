@@ -47,11 +47,11 @@ class TestbedSettings:
     inventory: Path
     lab_name: str
     ports: Ports = field(default_factory=Ports)
-    exporter_port: int = 9118
+    exporter_port: int = 10118
     # More probe sites: one exporter each (site k on the k-1th port here) in the lab's prober
     # namespace of site k; the generated settings then list the sites (consensus rules).
     site_exporter_ports: tuple[int, ...] = ()
-    inventory_port: int = 9119
+    inventory_port: int = 10119
     host: str = "127.0.0.1"
     use_inventory_service: bool = True  # the exporter reads targets from its HTTP SD
     snmp: bool = True  # answer SNMP for the inventory's SNMP devices (one snmpd in the target namespace)

@@ -342,7 +342,7 @@ def test_cli_process_netns_sighup_and_sigterm(lab, tmp_path):
             proc.kill()
             proc.wait()
     log = proc.stderr.read()
-    assert 'msg="icmp sockets open" ipv4=unprivileged' in log and 'msg="stopped"' in log
+    assert 'msg="icmp sockets open" ipv4="unprivileged(id=' in log and 'msg="stopped"' in log
 
 
 # -- the branch verdict against real lab hosts ------------------------------------------------------

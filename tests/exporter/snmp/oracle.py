@@ -40,9 +40,9 @@ def families(snapshot: SnmpSnapshot, with_errors: bool = True) -> list[Metric]:
         for i in s.interfaces:
             il = {**labels, "ifName": i.name, "ifAlias": i.alias}
             for name, value in (("wardops_snmp_if_oper_up", i.oper_up), ("wardops_snmp_if_admin_up", i.admin_up),
-                                ("wardops_snmp_if_speed_bps", i.speed_bps),
+                                ("wardops_snmp_if_speed_bytes", None if i.speed_bps is None else i.speed_bps / 8),
                                 # ifLastChange counts hundredths of a second
-                                ("wardops_snmp_if_last_change_seconds",
+                                ("wardops_snmp_if_last_change_timestamp_seconds",
                                  None if i.last_change is None else round(i.last_change, 2))):
                 if value is not None:
                     add(name, il, value)

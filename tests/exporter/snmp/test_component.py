@@ -157,11 +157,12 @@ def test_slow_snmp_round_does_not_delay_icmp_rounds():
         await icmp.stop()
         rt.shutdown()
         assert first_snmp_round >= 1.0  # the hung devices held the round until their deadline
-        # Every ICMP round started in its own 0.2 s slot: none was skipped while SNMP polled. How late
-        # within the slot is scheduling precision on a shared machine (bench/exporter_mixed.py measures
-        # the round p99 under load), so not asserted here.
-        assert len(starts) >= first_snmp_round / 0.2
-        assert icmp.stats["fast"].overruns == 0
+        # ICMP rounds kept their 0.2 s slots while SNMP polled. An SNMP poll that blocked the loop until
+        # the hung devices' 1 s deadline would cost at least 4 slots; a shared 2-core machine stalling
+        # for 100-300 ms costs one, now and then (it did at load 3-6), so up to 2 are not a failure.
+        # How late within the slot is scheduling precision (bench/exporter_mixed.py measures it).
+        assert len(starts) >= first_snmp_round / 0.2 - 2
+        assert icmp.stats["fast"].overruns <= 2
         up = parsed(text(expo))
         assert sum(1 for k, v in up.items() if k[0] == "wardops_snmp_up" and v == 0) == 60
     asyncio.run(scenario())

@@ -110,7 +110,7 @@ def test_families_contract_labels_and_down_devices():
     assert 'wardops_snmp_uptime_seconds{device="gone"' not in text
     assert 'wardops_snmp_poll_errors_total{device="gone",ip="198.18.0.2",role="router",region="R",branch="B",' \
            'error="deadline"} 1\n' in text
-    assert "wardops_snmp_if_last_change_seconds{" in text and "wardops_snmp_if_speed_bps{" in text
+    assert "wardops_snmp_if_last_change_timestamp_seconds{" in text and "wardops_snmp_if_speed_bytes{" in text
     assert 'wardops_exporter_targets{protocol="snmp",policy="snmp"} 2\n' in text
     # removing a device from the inventory removes its series and error counters
     p.update([dev("isp1", "198.18.0.1", role="isp")], PROFILES)

@@ -126,3 +126,15 @@ def test_promtool_lints_the_round_and_the_probe_answers_clean():
         assert {CAMEL.fullmatch(line)[1] for line in lines} <= {
             f.name for f in contract.SNMP_FAMILIES if "ifName" in f.labels}
 
+
+
+def test_units_are_base_units():
+    """Speed in bytes per second (a 1 Gbit/s port: 125,000,000), the last change as a Unix timestamp."""
+    snap = snapshot()
+    text = round_text(snap, [s.device for s in snap.devices], PROFILES).decode()
+    speeds = re.findall(r'^wardops_snmp_if_speed_bytes\{.*ifName="Gi0/(\d)".*\} (\S+)$', text, re.M)
+    assert sorted(speeds) == [("0", "125000000"), ("2", "125000000")]  # Gi0/1 reports no speed
+    changes = dict(re.findall(r'^wardops_snmp_if_last_change_timestamp_seconds\{.*ifName="Gi0/(\d)".*\} (\S+)$',
+                              text, re.M))
+    assert float(changes["1"]) == round(NOW - 1000.123, 2)
+    assert "_speed_bps" not in text and "wardops_snmp_if_last_change_seconds" not in text
