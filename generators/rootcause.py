@@ -11,6 +11,7 @@ wardops_probe_site_canary_up per canary; `site` comes from vmagent's target labe
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -22,6 +23,12 @@ SINCE = "wardops_icmp_last_change_timestamp_seconds"
 BRANCH_UP = "wardops_icmp_branch_up"
 BRANCH_SINCE = "wardops_icmp_branch_last_change_timestamp_seconds"
 CANARY_UP = "wardops_probe_site_canary_up"
+# With two or more probe sites: 1 per site while it is out of the consensus (blind or disagreeing).
+# Recorded once per evaluation instead of repeated inside every rule: with the recovery hold as a
+# 60-step subquery in each of them, promtool needed minutes for a 15-minute test. Rules read it
+# one evaluation late at most, which only delays when a sick site leaves the consensus; its page
+# (ProbeSiteDegraded) uses the expression itself.
+SITE_UNHEALTHY = "site:wardops_probe_site:unhealthy"
 # A share of the site dark counts as "the probe site is blind" only with at least this many dark
 # units: one or two devices of a tiny inventory are not a site outage.
 BLIND_MIN_UNITS = 3
@@ -92,7 +99,10 @@ def node_dark(model: Model, node: Node, deciding: bool = False) -> str:
 
 def held(expr: str, hold: str) -> str:
     """`expr` now, or at any second within the last `hold` (its latest step may be a second old,
-    hence `expr` itself too)."""
+    hence `expr` itself too). A recorded series (a bare name) needs no subquery: its own samples
+    within `hold`."""
+    if re.fullmatch(r"[a-z_:][a-z0-9_:]*", expr):
+        return f"max_over_time({expr}[{hold}])"
     return f"({expr}) or max_over_time(({expr})[{hold}:1s])"
 
 
@@ -189,3 +199,40 @@ def node_rules(model: Model, blind: str, hold: str) -> list[tuple[Node, str]]:
         expr += f" unless on(site) ({held(blind, hold)})"
         out.append((node, expr))
     return out
+
+
+# --- several probe sites -------------------------------------------------------------------------
+
+
+def site_disagrees(share: float) -> str:
+    """{site} series while the site sees at least `share` of the devices it probes DOWN that
+    another site sees UP: its own path is at fault, not the network (a real outage looks the same
+    from every site). At least BLIND_MIN_UNITS such devices, so one device seen differently by two
+    sites for a round never counts."""
+    down_here_up_there = f"{UP} == 0 and on(device) ({UP} == 1)"
+    return (f"(count by (site) ({down_here_up_there}) >= {share:g} * count by (site) ({UP}))"
+            f" >= {BLIND_MIN_UNITS}")
+
+
+def site_unhealthy(blind: str, disagreement_share: float) -> str:
+    """{site} series while a probe site must not take part in the consensus: blind (canaries,
+    blind share) or disagreeing with the other sites."""
+    return f"({blind}) or ({site_disagrees(disagreement_share)})"
+
+
+def consensus(expr: str, probing: str, key: tuple[str, ...], quorum: str, unhealthy: str, hold: str) -> str:
+    """One series per target (no `site`, no `instance`) from the per-site alert expression `expr`,
+    when the healthy sites that probe the target (`probing`: a series per site and target) agree
+    by `quorum`: all of them, more than half, or any. A site is out of the consensus while it is
+    unhealthy and for `hold` after (its view of devices coming back lags). Value: the smallest of
+    the sites' values (the earliest "since")."""
+    out_ = f"unless on(site) ({held(unhealthy, hold)})"
+    agreeing = f"({expr}) {out_}"
+    healthy_probing = f"({probing}) {out_}"
+    by = ", ".join(key)
+    combined = f"min without (site, instance) ({agreeing})"
+    if quorum == "any":
+        return combined
+    cond = ">=" if quorum == "all" else "> 0.5 *"
+    return (f"{combined} and on({by}) "
+            f"(count by ({by}) ({agreeing}) {cond} count by ({by}) ({healthy_probing}))")

@@ -32,7 +32,7 @@ LOSS_LABEL = "loss_threshold_percent"
 # Labels that scope an alert; Alertmanager inhibition and routing rely on them being present.
 DEVICE_SCOPE = ("device", "ip", "role", "region", "branch")
 
-ALERT_NAMES = ("ProbeSiteBlind", "UpstreamDown", "RegionDown", "BranchDown", "IspLinkDown", "DeviceDown",
+ALERT_NAMES = ("ProbeSiteBlind", "ProbeSiteDegraded", "UpstreamDown", "RegionDown", "BranchDown", "IspLinkDown", "DeviceDown",
                "DeviceFlapping", "HighPacketLoss", "HighLatency", "InterfaceDown", "InterfaceFlapping",
                "SnmpUnreachable", "ExporterDown", "ExporterTargetsDropped", "InventoryReloadHeld",
                "ProbeRoundsStalled", "ProbeRoundOverrun", "InventoryReloadFailed", "Watchdog")
@@ -150,6 +150,18 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
     model = build_model(inv)
     hold = str(t.recovery_hold)
     blind = rc.probe_site_blind(model, t.probe_site_blind_share)
+    multi = settings.multi_site
+    unhealthy = rc.site_unhealthy(blind, settings.consensus.disagreement_share)
+    if multi:
+        # Several probe sites: a site that is blind or disagrees with the others is out of the
+        # consensus (`blind`, now the recorded per-site verdict, gates every per-site expression
+        # below), and the root-cause pages need the healthy sites' consensus (`agree`).
+        blind = rc.SITE_UNHEALTHY
+
+    def agree(expr: str, probing: str, key: tuple[str, ...]) -> str:
+        if not multi:
+            return expr
+        return rc.consensus(expr, probing, key, settings.consensus.quorum, blind, hold)
     changes = "increase(wardops_icmp_status_changes_total{sel}[{window}])"
     isp, other = 'role="isp"', 'role!="isp"'
 
@@ -158,7 +170,21 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                           else ("{" + other + "}", t.flap_window, t.flap_changes))
         return f"{changes.format(sel=sel, window=window)} >= {n}"
 
-    root_rules = [alert("ProbeSiteBlind", blind, "critical", "site")]
+    if multi:
+        sites = ", ".join(site.name for site in settings.probe_sites)
+        site_texts = {"ProbeSiteDegraded": {
+            "summary": "Probe site {{ $labels.site }} is out of the consensus: its own view of the network is wrong",
+            "description": "Probe site {{ $labels.site }} (one of " + go_literal(sites) + ") is blind (its canaries "
+                           "failed, or more of its targets than any single region or upstream holds went dark) or "
+                           "sees at least " + f"{settings.consensus.disagreement_share:g}" + " of its devices DOWN "
+                           "that another site sees UP: the fault is on this site's own path, not in the branches. "
+                           "Pages now need the other sites (quorum " + settings.consensus.quorum + "); this site "
+                           f"rejoins {hold} after it recovers."}}
+        root_rules = [{"record": rc.SITE_UNHEALTHY, "expr": f"({unhealthy}) * 0 + 1"},
+                      alert("ProbeSiteDegraded", unhealthy, "critical", "site", own_texts=site_texts)]
+    else:
+        root_rules = [alert("ProbeSiteBlind", blind, "critical", "site")]
+    sites_up = f"count by (site) ({rc.UP})"
     for node, expr in rc.node_rules(model, blind, hold):
         behind = f"{_plural(len(node.branches), 'branch')}, {_plural(node.device_count, 'device')}"
         name = go_literal(node.name)
@@ -178,7 +204,8 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                                f"({behind}): one page for all of them. Their branch and device alerts "
                                f"are held while it lasts and for {hold} after."}}
             labels = {"upstream": node.name}
-        root_rules.append(alert(node.alert, expr, "critical", "upstream", labels=labels, own_texts=node_texts))
+        root_rules.append(alert(node.alert, agree(expr, sites_up, ()), "critical", "upstream", labels=labels,
+                                own_texts=node_texts))
     def branch_part(chain, keys):
         # $value = when the branch went dark; uplinks/providers name whom to call.
         def dark(since: str, up: str) -> str:
@@ -196,8 +223,8 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
 
     branch_expr = rc.per_chain(model, branch_part)
     if branch_expr:
-        root_rules.append(alert("BranchDown", rc.site_quiet(branch_expr, blind, hold), "critical", "branch",
-                                t.isp_down_for))
+        root_rules.append(alert("BranchDown", agree(rc.site_quiet(branch_expr, blind, hold), rc.BRANCH_UP,
+                                                    ("region", "branch")), "critical", "branch", t.isp_down_for))
     for role, name, severity, down_for in ((isp, "IspLinkDown", "critical", t.isp_down_for),
                                            (other, "DeviceDown", "warning", t.device_down_for)):
         def device_part(chain, keys, role=role):
@@ -212,9 +239,11 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
 
         expr = rc.per_chain(model, device_part)
         if expr:
-            root_rules.append(alert(name, rc.site_quiet(expr, blind, hold), severity, "device", down_for))
+            root_rules.append(alert(name, agree(rc.site_quiet(expr, blind, hold), f"{rc.UP}{{{role}}}", ("device",)),
+                                    severity, "device", down_for))
     def flap_rule(role: str) -> str:
-        return rc.site_quiet(f"({flapping(role)}) {rc.suppressed(model, (), hold, branch_level=False)}", blind, hold)
+        expr = rc.site_quiet(f"({flapping(role)}) {rc.suppressed(model, (), hold, branch_level=False)}", blind, hold)
+        return agree(expr, f"{rc.UP}{{{role}}}", ("device",))
 
     root_rules.append(alert("DeviceFlapping", flap_rule(isp), "critical", "device"))
     device_rules = [alert("DeviceFlapping", flap_rule(other), "warning", "device")]

@@ -134,6 +134,30 @@ class Thresholds:
 
 
 @dataclass(frozen=True, slots=True)
+class Site:
+    """A probe site: the exporters (one per shard) that see the network from one place."""
+
+    name: str
+    targets: tuple[str, ...]
+
+
+QUORUMS = ("all", "majority", "any")
+
+
+@dataclass(frozen=True, slots=True)
+class Consensus:
+    """How the verdicts of two or more probe sites combine into one page (ignored with one site)."""
+
+    # all: every healthy site probing the target sees it down; majority: more than half of them;
+    # any: one of them (fastest, but a site's path fault pages until the site is marked unhealthy).
+    quorum: str = "all"
+    # A site is unhealthy when at least this share of the devices it probes is DOWN for it while
+    # another site sees them UP (a real outage is seen by every site alike): 0.2 of 875 devices is
+    # 175, far above what independent device faults reach at once.
+    disagreement_share: float = 0.2
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     receivers: tuple[Receiver, ...] = (Receiver("default", webhooks=(Webhook(DEFAULT_WEBHOOK_URL),)),)
     routing: Routing = Routing()
@@ -146,10 +170,22 @@ class Settings:
     # The probe site the exporters stand in: vmagent adds it as label `site` to every series they
     # export, and rules judge (and suppress) per site.
     site: str = "default"
+    # Two or more probe sites (settings `sites:`): each with its own exporters; pages then need
+    # the consensus of the healthy sites. Empty: the one site above (`site`, `exporter_targets`).
+    sites: tuple[Site, ...] = ()
+    consensus: Consensus = Consensus()
     exporter_scheme: str = "http"
     inventory_url: str | None = None  # inventory service; enables the HTTP SD probe job
     external_labels: object = field(default_factory=lambda: MappingProxyType({"monitor": "wardops"}))
     source: str = field(default="(defaults)", compare=False)
+
+    @property
+    def probe_sites(self) -> tuple[Site, ...]:
+        return self.sites or (Site(self.site, self.exporter_targets),)
+
+    @property
+    def multi_site(self) -> bool:
+        return len(self.probe_sites) >= 2
 
 
 DEFAULT_SETTINGS = Settings()
@@ -157,10 +193,11 @@ DEFAULT_SETTINGS = Settings()
 # --- validation --------------------------------------------------------------------------------
 
 TOP_KEYS = ("receivers", "routing", "intervals", "thresholds", "urls", "exporter", "inventory_service",
-            "external_labels", "site", "time_zone")
+            "external_labels", "site", "time_zone", "sites", "consensus")
 NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
                  "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000),
-                 "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0)}
+                 "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0),
+                 "disagreement_share": (0.01, 1.0)}
 # Shortest allowed durations, in seconds. Windows under a minute hold too few samples of a 5 s
 # series for changes()/avg_over_time() to mean anything; vmalert and vmagent reject intervals
 # under a second from us (the exporter's fastest round is 1 s).
@@ -378,6 +415,40 @@ def _time_zone(chk: Checker, value, path: Path_):
     return name
 
 
+def _sites(chk: Checker, value, top: dict, exporter: dict) -> tuple[Site, ...] | object:
+    path: Path_ = ("sites",)
+    raw = chk.seq(value, path, "a non-empty list of {name, targets}", null_ok=False, non_empty=True)
+    if raw is None:
+        return INVALID
+    if "site" in top:
+        chk.error(("site",), "give either sites or site (each site has its name in sites)")
+    if "targets" in exporter:
+        chk.error(("exporter", "targets"), "give either sites or exporter.targets (each site has its targets in sites)")
+    out: list[Site] = []
+    seen: dict[str, int] = {}
+    all_targets: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        p = path + (i,)
+        m = chk.mapping(item, p, ("name", "targets"), null_ok=False)
+        if m is None:
+            continue
+        name = chk.name(m.get("name"), p + ("name",), "a site name")
+        targets = _targets(chk, m.get("targets"), p + ("targets",))
+        if name is not INVALID and name in seen:
+            chk.error(p + ("name",), f"duplicate site {quote(name)} (first at sites[{seen[name]}])")
+            name = INVALID
+        if targets is not INVALID:
+            for j, t in enumerate(targets):
+                if t in all_targets and all_targets[t] != name:
+                    chk.error(p + ("targets", j), f"target {quote(t)} already belongs to site {quote(all_targets[t])}")
+                all_targets.setdefault(t, name)
+        if name is INVALID or targets is INVALID:
+            continue
+        seen[name] = i
+        out.append(Site(name, targets))
+    return tuple(out)
+
+
 def build_settings(data: object, locate: Locator = json_locator, source: str = "") -> Settings:
     chk = _Settings(locate)
     top = chk.mapping(data, (), TOP_KEYS)
@@ -388,6 +459,8 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
     kw["routing"] = _routing(chk, top.get("routing"), kw["receivers"])
     kw["intervals"] = _section(chk, top.get("intervals"), "intervals", Intervals)
     kw["thresholds"] = _section(chk, top.get("thresholds"), "thresholds", Thresholds)
+    kw["consensus"] = _section(chk, top.get("consensus"), "consensus", Consensus,
+                               quorum=lambda v, p: chk.choice(v, p, QUORUMS))
     urls = chk.mapping(top.get("urls"), ("urls",), ("runbook", "dashboards")) or {}
     for key, attr in (("runbook", "runbook_url"), ("dashboards", "dashboard_url")):
         if key in urls and (url := chk.url(urls[key], ("urls", key))) is not INVALID:
@@ -406,6 +479,10 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
             ((), "external_labels", "external_labels", lambda v, p: _external_labels(chk, v, p))):
         if key in sections[where] and (value := parse(sections[where][key], where + (key,))) is not INVALID:
             kw[attr] = value
+    if "sites" in top and (sites := _sites(chk, top["sites"], top, sections[("exporter",)])) is not INVALID:
+        kw["sites"] = sites
+        if sites:  # the first site stands in where one exporter is meant (the /probe job)
+            kw["site"], kw["exporter_targets"] = sites[0].name, sites[0].targets
     chk.raise_if_any(SettingsError)
     return Settings(**kw)
 

@@ -4,8 +4,10 @@ The exporter serves /metrics?module=icmp (device states, branch verdicts, canari
 exporter's self-metrics) and /metrics?module=snmp. All ICMP series come in one scrape because the
 root-cause rules compare a branch's verdict with its devices' states: two scrapes a second apart
 would show a branch answering while its devices still read DOWN (a false DeviceDown at every
-recovery). Every exporter target carries the label `site` (settings `site`). With an inventory
-service, a third job probes each device blackbox-style through the exporter's /probe.
+recovery). Every exporter target carries the label `site`: one target group per probe site
+(settings `sites:`, or the one `site` with `exporter.targets`), holding that site's exporters (one
+per `--shard i/n`; `instance` tells the shards apart). With an inventory service, a third job
+probes each device blackbox-style through the exporter's /probe (from the first site).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ EXPORTER_JOBS = (ICMP_JOB, SNMP_JOB)
 
 def build_scrape_config(settings: Settings) -> dict:
     iv = settings.intervals
-    targets = [{"targets": list(settings.exporter_targets), "labels": {"site": settings.site}}]
+    targets = [{"targets": list(site.targets), "labels": {"site": site.name}} for site in settings.probe_sites]
 
     def job(name: str, interval, params: dict) -> dict:
         # scrape_timeout may not exceed the interval; keep it just under so a slow scrape is dropped.

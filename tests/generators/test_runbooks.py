@@ -21,16 +21,19 @@ BASE = "https://git.bank.example/wardops/-/blob/main/docs/runbooks/"
 
 def alerts(inventory, settings=DEFAULT_SETTINGS) -> list[dict]:
     files = generate_files(inventory, settings, "inventory.yml")
-    return [r for g in yaml.safe_load(files["rules/alerts.yml"])["groups"] for r in g["rules"]]
+    return [r for g in yaml.safe_load(files["rules/alerts.yml"])["groups"] for r in g["rules"] if "alert" in r]
 
 
 INVENTORIES = {"example": lambda: load_inventory(REPO / "examples" / "inventory.yml"),
                "test": lambda: load_inventory(TEST_INVENTORY), "explicit-topology": explicit_inventory}
+TWO_SITES = "sites: [{name: dc1, targets: ['127.0.0.1:10118']}, {name: dc2, targets: ['127.0.0.1:10128']}]\n"
 
 
 @pytest.fixture(scope="module")
 def generated() -> dict[str, list[dict]]:
-    return {name: alerts(make()) for name, make in INVENTORIES.items()}
+    out = {name: alerts(make()) for name, make in INVENTORIES.items()}
+    out["two-sites"] = alerts(load_inventory(TEST_INVENTORY), loads_settings(TWO_SITES))  # ProbeSiteDegraded
+    return out
 
 
 def test_every_alert_name_has_a_runbook_with_the_four_sections():
@@ -55,7 +58,7 @@ def test_every_generated_alert_links_its_existing_runbook(generated):
             assert url == f"docs/runbooks/{name}.md", (inventory, name)
             assert (REPO / url).is_file(), (inventory, name)
             seen.add(name)
-    assert seen == set(ALERT_NAMES)  # the three inventories between them produce every alert
+    assert seen == set(ALERT_NAMES)  # the inventories and settings between them produce every alert
 
 
 def test_runbook_urls_are_absolute_under_a_base_url():

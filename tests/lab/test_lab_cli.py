@@ -15,8 +15,9 @@ INVENTORY = "examples/inventory.yml"
 class FakeLab:
     instances: list["FakeLab"] = []
 
-    def __init__(self, name):
+    def __init__(self, name, sites=None):
         self.name = name
+        self.sites = sites or 1
         self.calls = []
         self.down_set = set()
         FakeLab.instances.append(self)
@@ -41,22 +42,36 @@ class FakeLab:
     def set_loss(self, percent, ips=None):
         self.calls.append(("loss", percent, sorted(ips) if ips else None))
 
-    def probe_argv(self, argv):
+    def probe_argv(self, argv, site=1):
+        self.calls.append(("probe_argv", site))
         return ["true", *argv]
 
     site_dark = False
     canaries = ("198.19.255.1", "198.19.255.2")
 
-    def site_down(self):
-        self.calls.append(("site_down",))
+    def site_down(self, site=1):
+        self.calls.append(("site_down",) if site == 1 else ("site_down", site))
         self.site_dark = True
 
-    def site_up(self):
-        self.calls.append(("site_up",))
+    def site_up(self, site=1):
+        self.calls.append(("site_up",) if site == 1 else ("site_up", site))
         self.site_dark = False
 
-    def site_is_down(self):
+    def site_loss(self, percent, site=1):
+        self.calls.append(("site_loss", percent, site))
+
+    def site_is_down(self, site=1):
         return self.site_dark
+
+    def site_state(self, site=1):
+        return "down" if self.site_dark else "up"
+
+    def probe_ns_of(self, site=1):
+        return f"{self.name}-p" + ("" if site == 1 else str(site))
+
+    @property
+    def probe_namespaces(self):
+        return tuple(self.probe_ns_of(k) for k in range(1, self.sites + 1))
 
 
 @pytest.fixture
@@ -162,3 +177,19 @@ def test_flapper_in_background_stops_early_and_restores():
     flapper.stop()
     assert [s for _, s in flapper.transitions] == ["down", "up"]
     assert lab.down_ips() == set()
+
+
+def test_site_commands_name_the_site_and_default_to_the_first(fake, capsys):
+    assert main(["lab", "--name", "t2", "--inventory", INVENTORY, "create", "--sites", "2"]) == 0
+    assert FakeLab.instances[0].sites == 2
+    fake["value"] = True
+    assert main(["lab", "--name", "t2", "site-down", "--site", "2"]) == 0
+    assert main(["lab", "--name", "t2", "site-loss", "1%", "--site", "2"]) == 0
+    assert main(["lab", "--name", "t2", "site-up", "--site", "2"]) == 0
+    assert main(["lab", "--name", "t2", "site-down"]) == 0
+    assert [c for c in calls() if c[0].startswith("site")] == [
+        ("site_down", 2), ("site_loss", 1.0, 2), ("site_up", 2), ("site_down",)]
+    with pytest.raises(SystemExit):
+        main(["lab", "--name", "t2", "site-loss", "200%", "--site", "2"])
+    assert main(["lab", "--name", "t2", "exec", "--site", "2", "--", "true"]) == 0
+    assert calls()[-1] == ("probe_argv", 2)

@@ -72,6 +72,9 @@ def configure(parser) -> None:
         return p
 
     p = add("create", "create the prober/target namespaces answering for the inventory's addresses", cmd_create)
+    p.add_argument("--sites", type=int, default=1, metavar="N",
+                   help="probe sites: prober namespaces NAME-p, NAME-p2, ... each with its own path to the "
+                        "targets (default 1)")
     p.add_argument("--snmp", action="store_true",
                    help="also run one snmpd answering the SNMP devices (profile secrets from their env vars)")
     add("destroy", "remove the lab's namespaces", cmd_destroy)
@@ -95,8 +98,14 @@ def configure(parser) -> None:
     p.add_argument("branch")
     p = add("branch-up", "bring every device of a branch back", cmd_branch_up)
     p.add_argument("branch")
-    add("site-down", "probe-site blackout: the prober namespace loses its network (canaries too)", cmd_site_down)
-    add("site-up", "end the probe-site blackout", cmd_site_up)
+    p = add("site-down", "probe-site blackout: a prober namespace loses its path (canaries too)", cmd_site_down)
+    p.add_argument("--site", type=int, default=1, metavar="K", help="probe site K (default 1)")
+    p = add("site-loss", "random loss on one probe site's path only, e.g. `site-loss 1%% --site 2` (0 restores)",
+            cmd_site_loss)
+    p.add_argument("percent", type=parse_percent)
+    p.add_argument("--site", type=int, default=1, metavar="K", help="probe site K (default 1)")
+    p = add("site-up", "restore a probe site's path (ends its blackout or loss)", cmd_site_up)
+    p.add_argument("--site", type=int, default=1, metavar="K", help="probe site K (default 1)")
     for verb, func, does in (("down", cmd_region_down, "take dark"), ("up", cmd_region_up, "bring back")):
         p = add(f"region-{verb}", f"{does} every device of these regions and/or branches at once "
                                   "(one nft batch)", func)
@@ -106,7 +115,9 @@ def configure(parser) -> None:
         p = add(f"upstream-{verb}", f"{does} a topology node: every branch behind it and its own "
                                     "devices (a region when the inventory has no explicit upstreams)", func)
         p.add_argument("upstream")
-    p = add("exec", "run a command in the prober namespace, e.g. `exec -- ping -c1 198.18.1.1`", cmd_exec)
+    p = add("exec", "run a command in the prober namespace, e.g. `exec -- ping -c1 198.18.1.1` "
+                    "(`exec --site 2 -- ...`: in probe site 2's)", cmd_exec)
+    p.add_argument("--site", type=int, default=1, metavar="K", help="probe site K (default 1)")
     p.add_argument("argv", nargs=argparse.REMAINDER)
 
 
@@ -196,7 +207,7 @@ def cmd_create(args) -> int:
 
         lab_credentials(inv, env_value)
     Lab = lab_class()
-    lab = Lab(args.name)
+    lab = Lab(args.name, args.sites)
     if namespaces_exist(args.name):
         print(f"lab {args.name}: already exists")
     else:
@@ -215,9 +226,11 @@ def cmd_create(args) -> int:
     state.update({"name": args.name, "inventory": str(Path(inv.source).resolve()) if inv.source else None,
                   "created_at": state.get("created_at") or datetime.now(UTC).isoformat(timespec="seconds")})
     _state_file(args.name).write_text(json.dumps(state, indent=2) + "\n")
-    print(f"lab {args.name}: prober namespace {args.name}-p, targets namespace {args.name}-t; "
-          f"{len(inv.enabled_devices())} devices of {inv.source} answer ICMP")
-    print(f"  probe from it:   wardops exporter --inventory {inv.source} --netns {args.name}-p")
+    lab = Lab(args.name)  # what exists (an existing lab keeps its sites)
+    print(f"lab {args.name}: prober namespace{'s' if lab.sites > 1 else ''} {', '.join(lab.probe_namespaces)}, "
+          f"targets namespace {args.name}-t; {len(inv.enabled_devices())} devices of {inv.source} answer ICMP")
+    for ns in lab.probe_namespaces:
+        print(f"  probe from it:   wardops exporter --inventory {inv.source} --netns {ns}")
     if inv.devices:
         print(f"  try it:          wardops lab --name {args.name} exec -- ping -c1 {inv.devices[0].ip}")
     return 0
@@ -265,8 +278,12 @@ def cmd_status(args) -> int:
     by_ip = {d.ip: d for d in inv.devices}
     down = sorted(lab.down_ips())
     snmp = "snmpd running" if _snmpd_alive(_state(args.name) or {}) else "no snmpd"
-    site = "probe site BLACKED OUT" if lab.site_is_down() else "probe site up"
-    print(f"lab {args.name}: namespaces {args.name}-p, {args.name}-t; inventory {inv.source}; "
+    if lab.sites == 1:
+        site = "probe site BLACKED OUT" if lab.site_is_down() else "probe site up"
+    else:
+        site = "; ".join(f"site {k} ({lab.probe_ns_of(k)}) {lab.site_state(k).replace('down', 'BLACKED OUT')}"
+                         for k in range(1, lab.sites + 1))
+    print(f"lab {args.name}: namespaces {', '.join(lab.probe_namespaces)}, {args.name}-t; inventory {inv.source}; "
           f"{len(inv.devices)} devices, {len(down)} down; {site}; {snmp}")
     for ip in down:
         d = by_ip.get(ip)
@@ -342,17 +359,30 @@ def cmd_branch_up(args) -> int:
     return _switch(args, branch_devices(_inventory(args), args.branch), f"branch {args.branch!r}", up=True)
 
 
+def _site_name(lab, site: int) -> str:
+    return "probe site" if lab.sites == 1 else f"probe site {site} ({lab.probe_ns_of(site)})"
+
+
 def cmd_site_down(args) -> int:
     lab = _existing_lab(args)
-    lab.site_down()
-    print(f"lab {args.name}: probe site blacked out: nothing answers its prober namespace, "
+    lab.site_down(args.site)
+    print(f"lab {args.name}: {_site_name(lab, args.site)} blacked out: nothing answers its prober namespace, "
           f"canaries {', '.join(lab.canaries)} included (`site-up` restores)")
     return 0
 
 
+def cmd_site_loss(args) -> int:
+    lab = _existing_lab(args)
+    lab.site_loss(args.percent, args.site)
+    print(f"lab {args.name}: {_site_name(lab, args.site)}: {args.percent:g} % loss on its path only"
+          + (" (`site-up` restores)" if args.percent else ""))
+    return 0
+
+
 def cmd_site_up(args) -> int:
-    _existing_lab(args).site_up()
-    print(f"lab {args.name}: probe site up")
+    lab = _existing_lab(args)
+    lab.site_up(args.site)
+    print(f"lab {args.name}: {_site_name(lab, args.site)} up")
     return 0
 
 
@@ -389,4 +419,4 @@ def cmd_exec(args) -> int:
     if not argv:
         raise LabError("give a command, e.g. `wardops lab exec -- ping -c1 198.18.1.1`")
     lab = _existing_lab(args)
-    return subprocess.run(lab.probe_argv(argv), check=False).returncode  # noqa: S603
+    return subprocess.run(lab.probe_argv(argv, args.site), check=False).returncode  # noqa: S603

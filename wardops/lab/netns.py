@@ -33,6 +33,10 @@ NFT_TABLE = "wardops"
 CANARY_V4 = "198.19.255.0/24"
 CANARIES = ("198.19.255.1", "198.19.255.2")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+# Several probe sites: prober namespaces <name>-p (site 1), <name>-p2, ... each with its own veth
+# pair to the one target namespace, so each site's path can fail on its own. Site k's link is the
+# k-th /30 of TEST-NET-1 (and /126 of 2001:db8::), which leaves 63 sites; 8 is plenty for a lab.
+MAX_SITES = 8
 CHUNK = 500  # set elements per nft command
 
 
@@ -60,22 +64,58 @@ def list_netns() -> set[str]:
     return {line.split()[0] for line in proc.stdout.splitlines() if line.strip()}
 
 
-class Lab:
-    """Prober namespace `<name>-p` and target namespace `<name>-t` joined by a veth pair."""
+def site_link(site: int) -> tuple[tuple[str, str], tuple[str, str]]:
+    """(v4 prober, v4 target), (v6 prober, v6 target) addresses of probe site `site`'s link."""
+    if site == 1:
+        return LINK_V4, LINK_V6
+    base = 4 * (site - 1)
+    return ((f"192.0.2.{base + 1}/30", f"192.0.2.{base + 2}/30"),
+            (f"2001:db8::{base + 1:x}/126", f"2001:db8::{base + 2:x}/126"))
 
-    def __init__(self, name: str = "wardops"):
+
+def lab_sites(name: str, present: set[str] | None = None) -> int:
+    """How many probe sites an existing lab has (1 when it has none or only the first)."""
+    present = list_netns() if present is None else present
+    return max([1] + [k for k in range(2, MAX_SITES + 1) if f"{name}-p{k}" in present])
+
+
+class Lab:
+    """Prober namespace `<name>-p` and target namespace `<name>-t` joined by a veth pair; with
+    `sites` > 1, more prober namespaces `<name>-p2` ... (probe sites 2 ...), each joined to the
+    target namespace by its own veth pair. `sites=None`: as many as the existing lab has."""
+
+    def __init__(self, name: str = "wardops", sites: int | None = None):
         if not NAME_RE.match(name):
             raise LabError(f"lab name {name!r} must be 1-8 characters [a-z0-9], starting with a letter")
+        if sites is not None and not 1 <= sites <= MAX_SITES:
+            raise LabError(f"a lab has 1 to {MAX_SITES} probe sites, got {sites}")
         self.name = name
+        self.sites = lab_sites(name) if sites is None else sites
         self.probe_ns = f"{name}-p"
         self.target_ns = f"{name}-t"
         self._veth_probe = f"{name}-pv"
         self._veth_target = f"{name}-tv"
 
+    def probe_ns_of(self, site: int = 1) -> str:
+        self._check_site(site)
+        return self.probe_ns if site == 1 else f"{self.probe_ns}{site}"
+
+    def _veths(self, site: int) -> tuple[str, str]:
+        suffix = "" if site == 1 else str(site)
+        return self._veth_probe + suffix, self._veth_target + suffix
+
+    def _check_site(self, site: int) -> None:
+        if not 1 <= site <= self.sites:
+            raise LabError(f"lab {self.name} has probe sites 1 to {self.sites}, not {site}")
+
+    @property
+    def probe_namespaces(self) -> tuple[str, ...]:
+        return tuple(self.probe_ns_of(k) for k in range(1, self.sites + 1))
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def exists(self) -> bool:
-        return {self.probe_ns, self.target_ns} <= list_netns()
+        return {*self.probe_namespaces, self.target_ns} <= list_netns()
 
     def create(self) -> Lab:
         require_root()
@@ -88,22 +128,12 @@ class Lab:
         return self
 
     def _create(self) -> None:
-        p, t = self.probe_ns, self.target_ns
-        _run(["ip", "netns", "add", p])
+        t = self.target_ns
         _run(["ip", "netns", "add", t])
-        for ns in (p, t):
-            # No duplicate-address detection: a fresh veth must route IPv6 at once, not after ~2 s.
-            self._sysctl(ns, {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"})
-        _run(["ip", "link", "add", self._veth_probe, "netns", p, "type", "veth",
-              "peer", "name", self._veth_target, "netns", t])
-        for ns, veth, v4, v6 in ((p, self._veth_probe, LINK_V4[0], LINK_V6[0]),
-                                 (t, self._veth_target, LINK_V4[1], LINK_V6[1])):
-            batch = ["link set lo up", f"addr add {v4} dev {veth}",
-                     f"addr add {v6} dev {veth} nodad", f"link set {veth} up"]
-            _run(["ip", "-n", ns, "-batch", "-"], "\n".join(batch) + "\n")
-        gw4, gw6 = LINK_V4[1].split("/")[0], LINK_V6[1].split("/")[0]
-        _run(["ip", "-n", p, "-batch", "-"],
-             f"route add {LAB_V4} via {gw4}\nroute add {LAB_V6} via {gw6}\n")
+        self._sysctl(t, {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"})
+        _run(["ip", "-n", t, "link", "set", "lo", "up"])
+        for site in range(1, self.sites + 1):
+            self._create_site(site)
         # AnyIP: the target namespace owns the whole ranges, no per-address setup.
         _run(["ip", "-n", t, "-batch", "-"],
              f"route add local {LAB_V4} dev lo\nroute add local {LAB_V6} dev lo\n")
@@ -114,21 +144,8 @@ class Lab:
             "net.ipv4.icmp_echo_ignore_broadcasts": "1",
             "net.ipv4.ip_unprivileged_port_start": "0",  # unprivileged SNMP agents bind :161
         })
-        self._sysctl(p, {"net.ipv4.ping_group_range": "0 2147483647"})
-        self._wait_link()
-        # The probe site's blackout lives in the prober namespace: its `site` chain drops what
-        # arrives over the veth (replies, and the other side's packets), so every probe times out
-        # as on a site whose uplink died. It drops on input, not output: a packet dropped on
-        # output makes sendto() fail with EPERM at once, which no real dead uplink does.
-        _run(self.probe_argv(["nft", "-f", "-"]), f"""
-table inet {NFT_TABLE} {{
-  chain site {{ }}
-  chain input {{
-    type filter hook input priority 0; policy accept;
-    iifname "{self._veth_probe}" jump site
-  }}
-}}
-""")
+        for site in range(1, self.sites + 1):
+            self._wait_link(site)
         self._nft(f"""
 table inet {NFT_TABLE} {{
   set down4 {{ type ipv4_addr; }}
@@ -145,18 +162,53 @@ table inet {NFT_TABLE} {{
 }}
 """)
 
-    def _wait_link(self) -> None:
-        """Return once both families cross the veth (bounded: ~5 s)."""
-        gw4, gw6 = LINK_V4[1].split("/")[0], LINK_V6[1].split("/")[0]
+    def _create_site(self, site: int) -> None:
+        """Prober namespace of `site`, its veth pair to the target namespace, its routes (only the
+        lab ranges) and its `site` chain."""
+        p, t = self.probe_ns_of(site), self.target_ns
+        veth_p, veth_t = self._veths(site)
+        link4, link6 = site_link(site)
+        _run(["ip", "netns", "add", p])
+        # No duplicate-address detection: a fresh veth must route IPv6 at once, not after ~2 s.
+        self._sysctl(p, {"net.ipv6.conf.all.accept_dad": "0", "net.ipv6.conf.default.accept_dad": "0"})
+        _run(["ip", "link", "add", veth_p, "netns", p, "type", "veth", "peer", "name", veth_t, "netns", t])
+        for ns, veth, v4, v6, lo in ((p, veth_p, link4[0], link6[0], True), (t, veth_t, link4[1], link6[1], False)):
+            batch = (["link set lo up"] if lo else []) + [
+                f"addr add {v4} dev {veth}", f"addr add {v6} dev {veth} nodad", f"link set {veth} up"]
+            _run(["ip", "-n", ns, "-batch", "-"], "\n".join(batch) + "\n")
+        gw4, gw6 = link4[1].split("/")[0], link6[1].split("/")[0]
+        _run(["ip", "-n", p, "-batch", "-"],
+             f"route add {LAB_V4} via {gw4}\nroute add {LAB_V6} via {gw6}\n")
+        self._sysctl(p, {"net.ipv4.ping_group_range": "0 2147483647"})
+        # The probe site's own path lives in its prober namespace: its `site` chain sees what
+        # arrives over the veth (replies, and the other side's packets); a blackout drops all of
+        # it, so every probe times out as on a site whose uplink died, and loss drops a share. It
+        # drops on input, not output: a packet dropped on output makes sendto() fail with EPERM
+        # at once, which no real dead uplink does.
+        _run(self.probe_argv(["nft", "-f", "-"], site), f"""
+table inet {NFT_TABLE} {{
+  chain site {{ }}
+  chain input {{
+    type filter hook input priority 0; policy accept;
+    iifname "{veth_p}" jump site
+  }}
+}}
+""")
+
+    def _wait_link(self, site: int = 1) -> None:
+        """Return once both families cross the site's veth (bounded: ~5 s)."""
+        link4, link6 = site_link(site)
+        gw4, gw6 = link4[1].split("/")[0], link6[1].split("/")[0]
         for _ in range(50):
-            probe = _run(self.probe_argv(["fping", "-q", "-r", "0", "-t", "100", gw4, gw6]), check=False)
+            probe = _run(self.probe_argv(["fping", "-q", "-r", "0", "-t", "100", gw4, gw6], site), check=False)
             if probe.returncode == 0:
                 return
-        raise LabError("the lab link did not come up within 5 s")
+        raise LabError(f"the lab link of probe site {site} did not come up within 5 s")
 
     def destroy(self) -> None:
         present = list_netns()
-        for ns in (self.probe_ns, self.target_ns):
+        extra = [f"{self.probe_ns}{k}" for k in range(2, MAX_SITES + 1)]  # sites of an earlier lab too
+        for ns in (self.probe_ns, *extra, self.target_ns):
             if ns in present:
                 _run(["ip", "netns", "del", ns], check=False)
 
@@ -172,16 +224,17 @@ table inet {NFT_TABLE} {{
     def exec_argv(ns: str, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", ns, *argv]
 
-    def probe_argv(self, argv: list[str]) -> list[str]:
-        return self.exec_argv(self.probe_ns, argv)
+    def probe_argv(self, argv: list[str], site: int = 1) -> list[str]:
+        return self.exec_argv(self.probe_ns_of(site), argv)
 
     def _sysctl(self, ns: str, values: dict[str, str]) -> None:
         for key, value in values.items():
             _run(self.exec_argv(ns, ["sysctl", "-q", "-w", f"{key}={value}"]))
 
     def unprivileged_ping(self, enable: bool) -> None:
-        """Allow (or forbid) SOCK_DGRAM ICMP for every group in the prober namespace."""
-        self._sysctl(self.probe_ns, {"net.ipv4.ping_group_range": "0 2147483647" if enable else "1 0"})
+        """Allow (or forbid) SOCK_DGRAM ICMP for every group in the prober namespaces."""
+        for ns in self.probe_namespaces:
+            self._sysctl(ns, {"net.ipv4.ping_group_range": "0 2147483647" if enable else "1 0"})
 
     def _nft(self, script: str) -> None:
         _run(self.exec_argv(self.target_ns, ["nft", "-f", "-"]), script)
@@ -224,26 +277,49 @@ table inet {NFT_TABLE} {{
         """Addresses on the probe site's own path: answered unless the site is blacked out."""
         return CANARIES
 
-    def site_down(self) -> None:
-        """Probe-site blackout: nothing the prober sends is answered, canaries included; the
-        target namespace (and its down set) is untouched, so `site_up()` restores exactly the
-        state before."""
-        self._site(f"flush chain inet {NFT_TABLE} site\nadd rule inet {NFT_TABLE} site drop\n")
+    def site_down(self, site: int = 1) -> None:
+        """Probe-site blackout (site `site`'s path cut): nothing its prober sends is answered,
+        canaries included; the target namespace (and its down set) and the other sites are
+        untouched, so `site_up()` restores exactly the state before."""
+        self._site(f"flush chain inet {NFT_TABLE} site\nadd rule inet {NFT_TABLE} site drop\n", site)
 
-    def site_up(self) -> None:
-        self._site(f"flush chain inet {NFT_TABLE} site\n")
+    def site_loss(self, percent: float, site: int = 1) -> None:
+        """Random loss of `percent` % on site `site`'s path only (0 restores): what reaches its
+        prober namespace is dropped at random; other sites see the targets as they are."""
+        if not 0 <= percent <= 100:
+            raise LabError(f"loss must be between 0 and 100 %, got {percent}")
+        per_10k = round(percent * 100)
+        rule = f"add rule inet {NFT_TABLE} site numgen random mod 10000 < {per_10k} drop\n" if per_10k else ""
+        self._site(f"flush chain inet {NFT_TABLE} site\n{rule}", site)
 
-    def site_is_down(self) -> bool:
-        proc = _run(self.probe_argv(["nft", "-j", "list", "chain", "inet", NFT_TABLE, "site"]), check=False)
+    def site_up(self, site: int = 1) -> None:
+        """Restore site `site`'s path (ends a blackout or loss on it)."""
+        self._site(f"flush chain inet {NFT_TABLE} site\n", site)
+
+    def site_state(self, site: int = 1) -> str:
+        """"up", "down" (blacked out) or "loss N%" for site `site`'s path."""
+        proc = _run(self.probe_argv(["nft", "-j", "list", "chain", "inet", NFT_TABLE, "site"], site), check=False)
         if proc.returncode != 0:  # a lab created before the site chain existed: never blacked out
-            return False
-        return any("rule" in item for item in json.loads(proc.stdout).get("nftables", []))
+            return "up"
+        for item in json.loads(proc.stdout).get("nftables", []):
+            rule = item.get("rule")
+            if rule is None:
+                continue
+            for expr in rule.get("expr", []):
+                match = expr.get("match", {})
+                if isinstance(match.get("left"), dict) and "numgen" in match["left"]:
+                    return f"loss {match['right'] / 100:g}%"
+            return "down"
+        return "up"
 
-    def _site(self, script: str) -> None:
-        proc = _run(self.probe_argv(["nft", "-f", "-"]), script, check=False)
+    def site_is_down(self, site: int = 1) -> bool:
+        return self.site_state(site) == "down"
+
+    def _site(self, script: str, site: int = 1) -> None:
+        proc = _run(self.probe_argv(["nft", "-f", "-"], site), script, check=False)
         if proc.returncode != 0:
-            raise LabError(f"lab {self.name}: no probe-site chain in {self.probe_ns} (a lab created by an "
-                           f"older wardops? destroy and create it again): {proc.stderr.strip()}")
+            raise LabError(f"lab {self.name}: no probe-site chain in {self.probe_ns_of(site)} (a lab created "
+                           f"by an older wardops? destroy and create it again): {proc.stderr.strip()}")
 
     def _elements(self, verb: str, base: str, ips: Iterable[str]) -> None:
         by_family: dict[int, list[str]] = {4: [], 6: []}
@@ -278,7 +354,7 @@ def remove_stale_labs(prefix: str = "wd") -> list[str]:
     """Remove test labs named `<prefix><pid>` whose creating process is gone (crashed runs)."""
     removed = []
     for ns in sorted(list_netns()):
-        m = re.match(rf"^{re.escape(prefix)}(\d+)-[pt]$", ns)
+        m = re.match(rf"^{re.escape(prefix)}(\d+)-(?:p\d*|t)$", ns)
         if m and not os.path.exists(f"/proc/{m.group(1)}"):
             _run(["ip", "netns", "del", ns], check=False)
             removed.append(ns)

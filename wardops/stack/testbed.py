@@ -48,6 +48,9 @@ class TestbedSettings:
     lab_name: str
     ports: Ports = field(default_factory=Ports)
     exporter_port: int = 10118
+    # More probe sites: one exporter each (site k on the k-1th port here) in the lab's prober
+    # namespace of site k; the generated settings then list the sites (consensus rules).
+    site_exporter_ports: tuple[int, ...] = ()
     inventory_port: int = 10119
     host: str = "127.0.0.1"
     use_inventory_service: bool = True  # the exporter reads targets from its HTTP SD
@@ -97,6 +100,17 @@ class Testbed:
     def inventory_url(self) -> str:
         return f"http://{self.s.host}:{self.s.inventory_port}"
 
+    @property
+    def sites(self) -> int:
+        return 1 + len(self.s.site_exporter_ports)
+
+    def site_name(self, site: int) -> str:
+        """The `site` label of probe site `site` (1-based) as the generated settings name it."""
+        return f"site{site}"
+
+    def exporter_port_of(self, site: int) -> int:
+        return self.s.exporter_port if site == 1 else self.s.site_exporter_ports[site - 2]
+
     def devices(self, **where) -> list[Device]:
         """Enabled devices whose attributes equal `where` (e.g. role="isp", branch="Branch 3")."""
         return [d for d in self.inventory.enabled_devices()
@@ -116,7 +130,7 @@ class Testbed:
     def _start(self) -> None:
         from wardops.lab.netns import Lab
 
-        self.lab = Lab(self.s.lab_name).create()
+        self.lab = Lab(self.s.lab_name, sites=self.sites).create()
         self.log(f"lab: {self.lab.probe_ns} probes {len(self.inventory.enabled_devices())} devices "
                  f"answered in {self.lab.target_ns}")
         self._start_snmp()
@@ -128,7 +142,8 @@ class Testbed:
                                          exporter=f"{self.s.host}:{self.s.exporter_port}"))
         self.stack.up(log=self.log)
         source = self._start_inventory_service()
-        self._start_exporter(source)
+        for site in range(1, self.sites + 1):
+            self._start_exporter(source, site)
 
     def _start_snmp(self) -> None:
         """One net-snmp agent answering for every SNMP device of the inventory, with the profiles'
@@ -162,6 +177,10 @@ class Testbed:
             "receivers": {"default": {"webhooks": [{"url": self.webhook.url}]}},
             "exporter": {"targets": [f"{self.s.host}:{self.s.exporter_port}"]},
         }
+        if self.sites > 1:
+            del settings["exporter"]
+            settings["sites"] = [{"name": self.site_name(k), "targets": [f"{self.s.host}:{self.exporter_port_of(k)}"]}
+                                 for k in range(1, self.sites + 1)]
         if self.s.use_inventory_service and self._service_available():
             settings["inventory_service"] = {"url": self.inventory_url}
         for key, value in self.s.settings_overrides.items():
@@ -196,20 +215,23 @@ class Testbed:
         self._start_daemon(daemon)
         return self.inventory_url + "/api/v1/sd"
 
-    def _start_exporter(self, source: str) -> None:
+    def _start_exporter(self, source: str, site: int = 1) -> None:
         if not self._available("exporter"):
             self.skipped["exporter"] = "`wardops exporter` is not installed: nothing probes the lab"
             self.log(f"exporter: skipped ({self.skipped['exporter']})")
             return
-        argv = ["exporter", "--inventory", source, "--netns", self.lab.probe_ns,
-                "--web.listen-address", f"{self.s.host}:{self.s.exporter_port}"]
-        self.exporter_config = self._exporter_config()
+        port = self.exporter_port_of(site)
+        argv = ["exporter", "--inventory", source, "--netns", self.lab.probe_ns_of(site),
+                "--web.listen-address", f"{self.s.host}:{port}"]
+        if site == 1:
+            self.exporter_config = self._exporter_config()
         if self.exporter_config:
             argv += ["--config.file", str(self.exporter_config)]
         prefix = os.path.commonprefix(sorted(self._secrets_env))  # profiles from the service: allow their env names
         if source.startswith("http") and prefix[:1].isalpha():
             argv += ["--secrets.env-prefix", prefix]
-        self._start_daemon(self._daemon("exporter", argv, self.exporter_url, "/-/healthy"))
+        name = "exporter" if site == 1 else f"exporter-{site}"
+        self._start_daemon(self._daemon(name, argv, f"http://{self.s.host}:{port}", "/-/healthy"))
 
     def _exporter_config(self) -> Path | None:
         """The exporter's config file: the given one, plus `site.canaries` = the lab's canaries
@@ -320,8 +342,9 @@ class Testbed:
         return body["data"]["result"]
 
     def wait_ingested(self, timeout: float = 90.0) -> int:
-        """Wait until VictoriaMetrics holds wardops_icmp_up for every enabled device; returns the count."""
-        want = len(self.inventory.enabled_devices())
+        """Wait until VictoriaMetrics holds wardops_icmp_up for every enabled device (of every probe
+        site); returns the count."""
+        want = len(self.inventory.enabled_devices()) * self.sites
         deadline = time.monotonic() + timeout
         got = 0
         while time.monotonic() < deadline:

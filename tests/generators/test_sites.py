@@ -1,0 +1,256 @@
+"""Several probe sites: settings, the generated vmagent config, and promtool runs of the consensus
+rules (a site's path cut is one ProbeSiteDegraded; a device dark for every site is one DeviceDown
+without `site`). One site generates exactly today's rules (tests/generators/test_golden.py)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import yaml
+
+from generators.settings import DEFAULT_SETTINGS, SettingsError, loads_settings
+from generators.vmagent import build_scrape_config
+from tests.generators.helpers import need
+
+TWO_SITES = """\
+sites:
+  - name: dc1
+    targets: ["127.0.0.1:9118", "127.0.0.1:9128"]
+  - name: dc2
+    targets: ["127.0.0.1:9138"]
+"""
+
+
+def test_one_site_is_todays_settings():
+    s = loads_settings("site: tbilisi-dc\nexporter: {targets: ['127.0.0.1:9118']}\n")
+    assert [(x.name, x.targets) for x in s.probe_sites] == [("tbilisi-dc", ("127.0.0.1:9118",))]
+    assert not s.multi_site and not DEFAULT_SETTINGS.multi_site
+    assert DEFAULT_SETTINGS.consensus.quorum == "all"
+
+
+def test_sites_give_one_target_group_each_with_shards_inside():
+    s = loads_settings(TWO_SITES + "consensus: {quorum: majority, disagreement_share: 0.3}\n")
+    assert s.multi_site and (s.consensus.quorum, s.consensus.disagreement_share) == ("majority", 0.3)
+    jobs = build_scrape_config(s)["scrape_configs"]
+    assert [j["job_name"] for j in jobs] == ["wardops_icmp", "wardops_snmp"]
+    for job in jobs:
+        assert job["static_configs"] == [
+            {"targets": ["127.0.0.1:9118", "127.0.0.1:9128"], "labels": {"site": "dc1"}},
+            {"targets": ["127.0.0.1:9138"], "labels": {"site": "dc2"}}]
+
+
+BAD = [
+    ("site: x\nexporter: {targets: ['a:1']}\n" + TWO_SITES, [
+        "s.yml:1: site: give either sites or site (each site has its name in sites)",
+        "s.yml:2: exporter.targets: give either sites or exporter.targets (each site has its targets in sites)"]),
+    ("sites:\n  - {name: dc1, targets: ['a:1']}\n  - {name: dc1, targets: ['b:1']}\n"
+     "  - {name: Dc3, targets: ['a:1']}\n  - {name: dc4}\n  - {name: dc5, targets: ['c:1'], canaries: []}\n", [
+        "s.yml:3: sites[1].name: duplicate site 'dc1' (first at sites[0])",
+        "s.yml:4: sites[2].name: a site name must match [a-z0-9][a-z0-9._-]* (at most 128 characters), "
+        "got string 'Dc3'",
+        "s.yml:4: sites[2].targets[0]: target 'a:1' already belongs to site 'dc1'",
+        "s.yml:5: sites[3].targets: must be a non-empty list of host:port, got nothing",
+        "s.yml:6: sites[4].canaries: unknown key (allowed: name, targets)"]),
+    ("sites: []\nconsensus: {quorum: most, disagreement_share: 2, share: 1}\n", [
+        "s.yml:1: sites: must be a non-empty list of {name, targets}, got a list",
+        "s.yml:2: consensus.share: unknown key (allowed: quorum, disagreement_share)",
+        "s.yml:2: consensus.quorum: must be one of all, majority, any, got string 'most'",
+        "s.yml:2: consensus.disagreement_share: must be a number from 0.01 to 1, got number 2"]),
+]
+
+
+@pytest.mark.parametrize("text, problems", BAD, ids=["sites-and-site", "bad-sites", "bad-consensus"])
+def test_bad_sites_are_every_error_at_once_with_file_and_line(text, problems):
+    with pytest.raises(SettingsError) as info:
+        loads_settings(text, "s.yml")
+    assert [str(p) for p in info.value.problems] == problems
+
+
+def test_vmagent_accepts_the_two_site_scrape_config(tmp_path):
+    path = tmp_path / "scrape.yml"
+    path.write_text(yaml.safe_dump(build_scrape_config(loads_settings(TWO_SITES))))
+    result = subprocess.run([need("vmagent"), "-promscrape.config.dryRun", f"-promscrape.config={path}",
+                             f"-remoteWrite.tmpDataPath={tmp_path}"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+# --- consensus rules under promtool ----------------------------------------------------------------
+
+from generators.settings import load_settings  # noqa: E402
+from tests.generators.helpers import DEVICES, TEST_INVENTORY, device_labels, generate_into, series  # noqa: E402
+from tests.generators.test_rules_promtool import A_UPLINKS, expect, run_promtool, timeline  # noqa: E402
+
+INSTANCES = {"dc1": "127.0.0.1:9118", "dc2": "127.0.0.1:9138"}
+N = 90  # steps of 10 s
+ROOT = ["ProbeSiteBlind", "RegionDown", "BranchDown", "IspLinkDown", "DeviceDown", "DeviceFlapping"]
+BRANCHES = {"Branch A": ("R1", A_UPLINKS), "Branch B": ("R1", {}),
+            "Branch C": ("R2", {"uplinks": "c-isp1", "providers": "Magti"})}
+
+
+def site_device(name: str, site: str, states: str) -> list[dict]:
+    up, changes, since = timeline(states)
+    labels = device_labels(name, site=site, instance=INSTANCES[site])
+    return [{"series": series("wardops_icmp_up", labels), "values": up},
+            {"series": series("wardops_icmp_status_changes_total", labels), "values": changes},
+            {"series": series("wardops_icmp_last_change_timestamp_seconds", labels), "values": since}]
+
+
+def site_branch(branch: str, site: str, verdicts: str) -> list[dict]:
+    region, names = BRANCHES[branch]
+    labels = {"region": region, "branch": branch, "job": "wardops_icmp", "instance": INSTANCES[site], "site": site}
+    since, last = [], 0
+    for i, v in enumerate(verdicts):
+        if i and v != verdicts[i - 1]:
+            last = i * 10
+        since.append(str(last))
+    value = {"A": "1", "D": "0", "?": "-1"}
+    return [{"series": series("wardops_icmp_branch_up", {**labels, "uplinks": names.get("uplinks", ""),
+                                                         "providers": names.get("providers", "")}),
+             "values": " ".join(value[v] for v in verdicts)},
+            {"series": series("wardops_icmp_branch_last_change_timestamp_seconds", labels),
+             "values": " ".join(since)}]
+
+
+def network(site: str, dark: dict[str, str], verdicts: dict[str, str]) -> list[dict]:
+    """Every enabled device of the test inventory as `site` sees it: `dark` gives a timeline per
+    device (default up throughout), `verdicts` one per branch (default answers)."""
+    out = []
+    for name in DEVICES:
+        if name != "a-atm1":
+            out += site_device(name, site, dark.get(name, "U" * N))
+    for branch in BRANCHES:
+        out += site_branch(branch, site, verdicts.get(branch, "A" * N))
+    return out
+
+
+def generate_sites(out, extra: str = ""):
+    path = out / "settings.yml"
+    path.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148") + extra)
+    generate_into(out, TEST_INVENTORY, load_settings(path))
+    return out
+
+
+@pytest.fixture(scope="module")
+def sites_dir(tmp_path_factory):
+    return generate_sites(tmp_path_factory.mktemp("sites"))
+
+
+@pytest.fixture(scope="module")
+def site_rules(sites_dir):
+    groups = yaml.safe_load((sites_dir / "rules" / "alerts.yml").read_text())["groups"]
+    return {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+            for g in groups for r in g["rules"] if "alert" in r}
+
+
+def none_of(alerts: list[str], at: str) -> list[dict]:
+    return [{"eval_time": at, "alertname": a, "exp_alerts": []} for a in alerts]
+
+
+def degraded(site_rules, site: str) -> dict:
+    return expect(site_rules, "ProbeSiteDegraded", {"site": site}, 1, "critical")
+
+
+def test_two_sites_generate_probe_site_degraded_instead_of_blind(site_rules):
+    names = {name for name, _, _ in site_rules}
+    assert "ProbeSiteDegraded" in names and "ProbeSiteBlind" not in names
+
+
+def test_two_site_rules_load_in_promtool_and_vmalert(sites_dir):
+    files = [str(sites_dir / "rules" / "alerts.yml"), str(sites_dir / "rules" / "recording.yml")]
+    for argv in (["promtool", "check", "rules", *files], ["vmalert", "-dryRun", *(f"-rule={f}" for f in files)]):
+        result = subprocess.run([need(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{argv[0]}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_one_sites_path_to_a_branch_cut_is_one_site_page_and_no_branch_page(sites_dir, site_rules):
+    # dc1 loses its path to Branch A (4 of its 8 devices) 300-590 s; dc2 sees everything answer.
+    cut = "U" * 30 + "D" * 30 + "U" * 30
+    a = {"a-isp1": cut, "a-isp2": cut, "a-rtr1": cut, "a-atm2": cut}
+    inputs = (network("dc1", a, {"Branch A": "A" * 30 + "?" + "D" * 29 + "A" * 30}) + network("dc2", {}, {}))
+    alerts = (none_of(["ProbeSiteDegraded", *ROOT], "290s") + none_of(ROOT, "300s") + none_of(ROOT, "350s")
+              + [{"eval_time": "350s", "alertname": "ProbeSiteDegraded", "exp_alerts": [degraded(site_rules, "dc1")]}]
+              # recovered at 600 s: rejoins the consensus without a page
+              + none_of(["ProbeSiteDegraded", *ROOT], "610s") + none_of(["ProbeSiteDegraded", *ROOT], "700s"))
+    run_promtool(sites_dir, "site_path_cut", inputs, alerts)
+
+
+def test_one_site_blind_is_one_site_page(sites_dir, site_rules):
+    # dc1 loses its whole network 300-590 s (every device and verdict dark).
+    cut = "U" * 30 + "D" * 30 + "U" * 30
+    inputs = (network("dc1", {d: cut for d in DEVICES}, {b: "A" * 30 + "D" * 30 + "A" * 30 for b in BRANCHES})
+              + network("dc2", {}, {}))
+    alerts = (none_of(ROOT + ["UpstreamDown"], "300s") + none_of(ROOT, "450s")
+              + [{"eval_time": "450s", "alertname": "ProbeSiteDegraded", "exp_alerts": [degraded(site_rules, "dc1")]}]
+              + none_of(["ProbeSiteDegraded", *ROOT], "700s"))
+    run_promtool(sites_dir, "site_blind", inputs, alerts)
+
+
+def test_a_device_dark_for_both_sites_is_one_device_down_without_site(sites_dir, site_rules):
+    # a-atm2 stops answering at 300 s for dc1 and one step later for dc2; back at 600 s.
+    inputs = (network("dc1", {"a-atm2": "U" * 30 + "D" * 30 + "U" * 30}, {})
+              + network("dc2", {"a-atm2": "U" * 31 + "D" * 29 + "U" * 30}, {}))
+    labels = {k: v for k, v in device_labels("a-atm2").items() if k != "instance"}
+    alerts = (none_of(["DeviceDown", "ProbeSiteDegraded"], "300s")  # dc2 still sees it up
+              + [{"eval_time": "310s", "alertname": "DeviceDown",
+                  "exp_alerts": [expect(site_rules, "DeviceDown", labels, 300, "warning")]}]
+              + none_of(["ProbeSiteDegraded", "BranchDown", "IspLinkDown", "RegionDown"], "310s")
+              + none_of(["DeviceDown"], "600s"))
+    run_promtool(sites_dir, "device_both_sites", inputs, alerts)
+
+
+def test_an_uplink_dark_for_both_sites_is_one_isp_page(sites_dir, site_rules):
+    inputs = (network("dc1", {"c-isp1": "U" * 30 + "D" * 60}, {})
+              + network("dc2", {"c-isp1": "U" * 30 + "D" * 60}, {}))
+    labels = {k: v for k, v in device_labels("c-isp1").items() if k != "instance"}
+    alerts = [{"eval_time": "300s", "alertname": "IspLinkDown",
+               "exp_alerts": [expect(site_rules, "IspLinkDown", labels, 300, "critical")]}]
+    run_promtool(sites_dir, "isp_both_sites", inputs, alerts)
+
+
+def test_a_device_dark_for_one_site_only_pages_nobody(sites_dir, site_rules):
+    inputs = network("dc1", {"b-sw1": "U" * 30 + "D" * 60}, {}) + network("dc2", {}, {})
+    run_promtool(sites_dir, "device_one_site", inputs, none_of(["DeviceDown", "ProbeSiteDegraded"], "300s")
+                 + none_of(["DeviceDown", "ProbeSiteDegraded"], "800s"))
+
+
+def test_quorum_any_pages_what_one_site_sees(tmp_path):
+    out = generate_sites(tmp_path, "consensus: {quorum: any}\n")
+    rules = {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+             for g in yaml.safe_load((out / "rules" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"] if "alert" in r}
+    inputs = network("dc1", {"b-sw1": "U" * 30 + "D" * 60}, {}) + network("dc2", {}, {})
+    labels = {k: v for k, v in device_labels("b-sw1").items() if k != "instance"}
+    run_promtool(out, "device_one_site_any", inputs,
+                 [{"eval_time": "300s", "alertname": "DeviceDown",
+                   "exp_alerts": [expect(rules, "DeviceDown", labels, 300, "warning")]}])
+
+
+def test_one_site_in_sites_generates_exactly_todays_files(tmp_path):
+    one = tmp_path / "one.yml"
+    one.write_text(f"sites: [{{name: default, targets: {list(DEFAULT_SETTINGS.exporter_targets)}}}]\n")
+    assert generate_into(tmp_path / "a", TEST_INVENTORY, load_settings(one)) == generate_into(tmp_path / "b")
+
+
+def test_majority_of_three_sites_pages_on_two_not_on_one(tmp_path):
+    path = tmp_path / "settings.yml"
+    path.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148")
+                    + "  - name: dc3\n    targets: ['127.0.0.1:9158']\nconsensus: {quorum: majority}\n")
+    out = tmp_path / "out"
+    generate_into(out, TEST_INVENTORY, load_settings(path))
+    rules = {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+             for g in yaml.safe_load((out / "rules" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"] if "alert" in r}
+    INSTANCES["dc3"] = "127.0.0.1:9158"
+    try:
+        dark = "U" * 30 + "D" * 60
+        # b-sw1 dark for dc1 and dc2, b-rtr1 for dc1 only.
+        inputs = (network("dc1", {"b-sw1": dark, "b-rtr1": dark}, {}) + network("dc2", {"b-sw1": dark}, {})
+                  + network("dc3", {}, {}))
+    finally:
+        del INSTANCES["dc3"]
+    labels = {k: v for k, v in device_labels("b-sw1").items() if k != "instance"}
+    run_promtool(out, "majority_of_three", inputs,
+                 [{"eval_time": "300s", "alertname": "DeviceDown",
+                   "exp_alerts": [expect(rules, "DeviceDown", labels, 300, "warning")]}]
+                 + none_of(["ProbeSiteDegraded", "BranchDown"], "300s"))
