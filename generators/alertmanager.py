@@ -25,9 +25,11 @@ ZONE_YEARS = (2020, 2040)
 
 # (source alert matchers, target alert matchers, equal labels): why each exists is in docs/generators.md.
 INHIBIT_RULES = (
-    # A blind probe site: nothing it sees below it is true (the rules already hold these back;
-    # this is the second line, for alerts already firing when the site went blind).
-    (['alertname="ProbeSiteBlind"'], ['scope=~"upstream|branch|device|interface"'], ("site",)),
+    # A blind or degraded probe site: nothing it sees below it is true (the rules already hold these
+    # back; this is the second line, for alerts already firing when the site went bad). With several
+    # sites, the consensus pages carry no `site`, so only that site's own per-site alerts (loss,
+    # latency, SNMP) are muted, never a page the healthy sites agree on.
+    (['alertname=~"ProbeSiteBlind|ProbeSiteDegraded"'], ['scope=~"upstream|branch|device|interface"'], ("site",)),
     # A flapping device: one DeviceFlapping instead of a stream of down/up notifications.
     (['alertname="DeviceFlapping"'], ['alertname=~"DeviceDown|IspLinkDown"'], ("device", "region", "branch")),
     # A dark branch: one BranchDown; its devices' and interfaces' alerts are symptoms.

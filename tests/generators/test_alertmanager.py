@@ -135,6 +135,16 @@ ALERTS = {
                      **_dev("c-isp1", "R2", "Branch C", role="isp", isp="Magti")}, False),
     "c-isp1-loss": ({"alertname": "HighPacketLoss", "severity": "warning", "scope": "device",
                      **_dev("c-isp1", "R2", "Branch C", role="isp", isp="Magti")}, True),
+    # Several probe sites: dc2 is degraded; its own per-site loss alert is a symptom, dc1's is not,
+    # and a consensus page (no `site`) is never muted by a site.
+    "dc2-degraded": ({"alertname": "ProbeSiteDegraded", "severity": "critical", "scope": "site",
+                      "site": "dc2"}, False),
+    "d-sw1-loss-dc2": ({"alertname": "HighPacketLoss", "severity": "warning", "scope": "device",
+                        **_dev("d-sw1", "R3", "Branch D", site="dc2")}, True),
+    "d-sw1-loss-dc1": ({"alertname": "HighPacketLoss", "severity": "warning", "scope": "device",
+                        **_dev("d-sw1", "R3", "Branch D", site="dc1")}, False),
+    "d-rtr1-down-consensus": ({"alertname": "DeviceDown", "severity": "warning", "scope": "device",
+                               "device": "d-rtr1", "region": "R3", "branch": "Branch D"}, False),
     # Alerts without their scoping labels: with equal-labels-missing-on-both-sides semantics, an
     # unguarded rule would let the first silence the second.
     "unscoped-flapping": ({"alertname": "DeviceFlapping", "severity": "warning"}, False),
