@@ -61,8 +61,8 @@ def read_args(text: str) -> list[str]:
 # scrapes with -promscrape.cluster.*: the replicas are two processes with their own counters, so
 # their series either differ by `instance` (then BranchDown's `group_left` finds two series per
 # branch on its right side and fails, and every device alert arrives twice) or, relabelled to one
-# series, interleave two counters: wardops_icmp_status_changes_total read 40 from one replica and 12
-# from the other reads as a counter reset on every sample, increase() adds the whole 40 or 12 each
+# series, interleave two counters: wardops_icmp_status_changes_total at, say, 40 in one replica and 12
+# in the other reads as a counter reset on every sample, increase() adds the whole 40 or 12 each
 # time, and DeviceFlapping fires (>= 3 changes) while IspLinkDown is suppressed. Deduplication keeps
 # one sample per interval but does not choose the same replica every interval. One chain per
 # replica keeps every series from one process; the two chains' alerts carry identical labels and
