@@ -15,6 +15,8 @@ PORT_FLAGS = {  # flag -> Ports field
     "--vm-port": "victoria_metrics", "--vmagent-port": "vmagent", "--vmalert-port": "vmalert",
     "--alertmanager-port": "alertmanager", "--webhook-port": "webhook",
 }
+HA_PORT_FIELDS = ("victoria_metrics_2", "vmagent_2", "vmalert_2", "alertmanager_2", "alertmanager_cluster",
+                  "alertmanager_cluster_2")
 
 
 def configure(parser) -> None:
@@ -29,8 +31,15 @@ def configure(parser) -> None:
                         help=f"(default {getattr(defaults, field_name)})")
     up.add_argument("--retention", default="7d", help="VictoriaMetrics -retentionPeriod (default 7d)")
     up.add_argument("--evaluation-interval", default="5s", help="vmalert default group interval")
-    up.add_argument("--exporter", default="127.0.0.1:10118",
-                    help="exporter address scraped by the built-in config (default %(default)s)")
+    up.add_argument("--exporter", action="append", metavar="HOST:PORT",
+                    help=f"exporter address scraped by the built-in config (default {StackSettings.exporter}); "
+                         "with --ha, a second --exporter is the replica scraped by chain 2")
+    up.add_argument("--ha", action="store_true",
+                    help="two of every daemon: two chains (exporter replica -> vmagent -> VictoriaMetrics -> "
+                         "vmalert), both vmalerts notifying an Alertmanager cluster of two")
+    for field_name in HA_PORT_FIELDS:
+        up.add_argument(f"--{field_name.replace('_', '-')}-port", type=int, dest=field_name,
+                        default=getattr(defaults, field_name), help=f"--ha (default {getattr(defaults, field_name)})")
     up.add_argument("--no-webhook", action="store_true", help="do not run the local webhook receiver")
     up.set_defaults(func=run_up)
     down = sub.add_parser("down", help="stop every daemon of the stack (SIGTERM, then SIGKILL)")
@@ -48,10 +57,15 @@ def _common(p) -> None:
 
 
 def run_up(args) -> int:
-    ports = Ports(**{name: getattr(args, name) for name in PORT_FLAGS.values()})
+    ports = Ports(**{name: getattr(args, name) for name in (*PORT_FLAGS.values(), *HA_PORT_FIELDS)})
+    exporters = args.exporter or [StackSettings.exporter]
+    if len(exporters) > (2 if args.ha else 1):
+        print(f"wardops stack up: --exporter given {len(exporters)} times; at most "
+              f"{'two (one per chain) with --ha' if args.ha else 'once without --ha'}", file=sys.stderr)
+        return 2
     settings = StackSettings(dir=args.dir, config_dir=args.config_dir, ports=ports, retention=args.retention,
                              evaluation_interval=args.evaluation_interval, webhook=not args.no_webhook,
-                             exporter=args.exporter)
+                             exporter=exporters[0], ha=args.ha, exporter_2=exporters[1] if len(exporters) > 1 else "")
     stack = Stack(settings)
     try:
         actions = stack.up()

@@ -12,11 +12,11 @@ import shutil
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from generators.flags import read_args
-from wardops.stack import defaults
+from generators.flags import HA_MEMBERS, alertmanager_ha_flags, read_args, vmagent_ha_flags, vmalert_ha_flags
+from wardops.stack import defaults, ha
 from wardops.stack.process import Daemon, StackError
 
 # Debian package binaries, searched on PATH first and then in /usr/bin.
@@ -27,7 +27,14 @@ BINARIES = {
     "alertmanager": "prometheus-alertmanager",
 }
 # Start order: storage first, then writers/readers of it, then the notification chain's ends.
-ORDER = ("webhook", "victoria-metrics", "alertmanager", "vmagent", "vmalert")
+KINDS = ("webhook", "victoria-metrics", "alertmanager", "vmagent", "vmalert")
+ORDER = KINDS  # one member each (without --ha)
+
+
+def member_name(kind: str, n: int) -> str:
+    """Daemon name of member `n` (1-based): the first keeps the plain name, so tools and scripts
+    written for the single stack find it under --ha too."""
+    return kind if n == 1 else f"{kind}-{n}"
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,17 @@ class Ports:
     vmalert: int = 8880
     alertmanager: int = 9093
     webhook: int = 9095
+    # Second members (--ha) and the Alertmanagers' gossip ports (9094 is Alertmanager's own default).
+    victoria_metrics_2: int = 8438
+    vmagent_2: int = 8439
+    vmalert_2: int = 8881
+    alertmanager_2: int = 9096
+    alertmanager_cluster: int = 9094
+    alertmanager_cluster_2: int = 9097
+
+    def of(self, kind: str, n: int = 1) -> int:
+        name = kind.replace("-", "_")
+        return getattr(self, name if n == 1 else f"{name}_{n}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,8 @@ class StackSettings:
     webhook: bool = True  # run the local webhook receiver (the default receiver of generated configs)
     exporter: str = "127.0.0.1:10118"  # scraped by the minimal built-in vmagent config
     health_timeout: float = 30.0
+    ha: bool = False  # two of every daemon (wardops/stack/ha.py)
+    exporter_2: str = ""  # --ha: exporter replica scraped by chain 2 (default: the same exporter)
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
@@ -127,17 +147,31 @@ class Stack:
 
     # -- daemons -----------------------------------------------------------------------------
 
+    def members(self) -> int:
+        return HA_MEMBERS if self.settings.ha else 1
+
+    def exporters(self) -> list[str]:
+        s = self.settings
+        return [s.exporter, s.exporter_2 or s.exporter] if s.ha else [s.exporter]
+
     def daemons(self, files: dict[str, list[Path]] | None = None) -> dict[str, Daemon]:
         s, p, d = self.settings, self.settings.ports, self.dir
         files = files if files is not None else self._recorded_files()
-        vm_url = s.url(p.victoria_metrics)
         generated = {f.stem: read_args(f.read_text()) for f in files.get("flags", ()) if f.exists()}
+        members = range(1, self.members() + 1)
+        am_urls = [s.url(p.of("alertmanager", n)) for n in members]
+        gossip = [f"{s.host}:{p.of('alertmanager_cluster', n)}" for n in members]
 
-        def flags(name: str, own: list[str]) -> list[str]:
-            """The generated flags of `name` win over the stack's own value of the same flag."""
-            theirs = generated.get(name, [])
-            keys = {f.split("=", 1)[0] for f in theirs}
-            return [f for f in own if f.split("=", 1)[0] not in keys] + theirs
+        def flags(kind: str, own: list[str], ha_flags=()) -> list[str]:
+            """The generated flags of `kind` win over the stack's own value of the same flag; the HA
+            member flags (addresses only the stack knows) win over both; repeated flags
+            (-notifier.url, --cluster.peer) are replaced as a whole."""
+            theirs = generated.get(kind, [])
+            member = [f for f, _why in ha_flags]
+            keys = {f.split("=", 1)[0] for f in member}
+            theirs = [f for f in theirs if f.split("=", 1)[0] not in keys]
+            keys |= {f.split("=", 1)[0] for f in theirs}
+            return [f for f in own if f.split("=", 1)[0] not in keys] + theirs + member
 
         def listen(port: int) -> str:
             return f"{s.host}:{port}"
@@ -152,35 +186,42 @@ class Stack:
             out["webhook"] = daemon("webhook", [
                 sys.executable, "-m", "wardops.stack.webhook", f"--listen={listen(p.webhook)}",
                 f"--output={d / 'notifications.jsonl'}"], s.url(p.webhook) + "/-/healthy")
-        out["victoria-metrics"] = daemon("victoria-metrics", flags("victoria-metrics", [
-            find_binary("victoria-metrics"), f"-httpListenAddr={listen(p.victoria_metrics)}",
-            f"-storageDataPath={d / 'data' / 'victoria-metrics'}", f"-retentionPeriod={s.retention}",
-            f"-search.latencyOffset={s.latency_offset}",
-        ]), vm_url + "/health")
-        out["alertmanager"] = daemon("alertmanager", [
-            find_binary("alertmanager"), f"--config.file={files['alertmanager'][0]}",
-            f"--storage.path={d / 'data' / 'alertmanager'}", f"--web.listen-address={listen(p.alertmanager)}",
-            f"--web.external-url={s.url(p.alertmanager)}",
-            "--cluster.listen-address=",  # a single local instance: no gossip port
-        ], s.url(p.alertmanager) + "/-/ready")
-        out["vmagent"] = daemon("vmagent", flags("vmagent", [
-            find_binary("vmagent"), f"-httpListenAddr={listen(p.vmagent)}",
-            f"-promscrape.config={files['scrape'][0]}", f"-remoteWrite.url={vm_url}/api/v1/write",
-            f"-remoteWrite.tmpDataPath={d / 'data' / 'vmagent'}",
-            f"-promscrape.httpSDCheckInterval={s.sd_check_interval}",
-        ]), s.url(p.vmagent) + "/health")
-        out["vmalert"] = daemon("vmalert", flags("vmalert", [
-            find_binary("vmalert"), f"-httpListenAddr={listen(p.vmalert)}",
-            *[f"-rule={r}" for r in files["rules"]],
-            f"-datasource.url={vm_url}", f"-notifier.url={s.url(p.alertmanager)}",
-            # ALERTS/ALERTS_FOR_STATE are written back and read on start: `for` timers survive restarts.
-            f"-remoteWrite.url={vm_url}", f"-remoteRead.url={vm_url}",
-            f"-evaluationInterval={s.evaluation_interval}",
-            # Aligning the query time down to the interval would cost up to one interval of latency.
-            "-datasource.queryTimeAlignment=false",
-            f"-external.url={s.url(p.vmalert)}",
-        ]), s.url(p.vmalert) + "/health")
-        return {name: out[name] for name in ORDER if name in out}
+        for n in members:
+            vm, am, agent, alert = (member_name(k, n) for k in ("victoria-metrics", "alertmanager", "vmagent", "vmalert"))
+            vm_url = s.url(p.of("victoria-metrics", n))
+            am_url = s.url(p.of("alertmanager", n))
+            out[vm] = daemon(vm, flags("victoria-metrics", [
+                find_binary("victoria-metrics"), f"-httpListenAddr={listen(p.of('victoria-metrics', n))}",
+                f"-storageDataPath={d / 'data' / vm}", f"-retentionPeriod={s.retention}",
+                f"-search.latencyOffset={s.latency_offset}",
+            ]), vm_url + "/health")
+            out[am] = daemon(am, [
+                find_binary("alertmanager"), f"--config.file={files['alertmanager'][0]}",
+                f"--storage.path={d / 'data' / am}", f"--web.listen-address={listen(p.of('alertmanager', n))}",
+                f"--web.external-url={am_url}",
+                *([f for f, _why in alertmanager_ha_flags(gossip[n - 1], gossip)] if s.ha
+                  else ["--cluster.listen-address="]),  # a single local instance: no gossip port
+            ], am_url + "/-/ready")
+            out[agent] = daemon(agent, flags("vmagent", [
+                find_binary("vmagent"), f"-httpListenAddr={listen(p.of('vmagent', n))}",
+                f"-promscrape.config={files['scrape'][min(n, len(files['scrape'])) - 1]}",
+                f"-remoteWrite.url={vm_url}/api/v1/write",
+                f"-remoteWrite.tmpDataPath={d / 'data' / agent}",
+                f"-promscrape.httpSDCheckInterval={s.sd_check_interval}",
+            ], vmagent_ha_flags(vm_url) if s.ha else ()), s.url(p.of("vmagent", n)) + "/health")
+            out[alert] = daemon(alert, flags("vmalert", [
+                find_binary("vmalert"), f"-httpListenAddr={listen(p.of('vmalert', n))}",
+                *[f"-rule={r}" for r in files["rules"]],
+                f"-datasource.url={vm_url}", f"-notifier.url={am_url}",
+                # ALERTS/ALERTS_FOR_STATE are written back and read on start: `for` timers survive restarts.
+                f"-remoteWrite.url={vm_url}", f"-remoteRead.url={vm_url}",
+                f"-evaluationInterval={s.evaluation_interval}",
+                # Aligning the query time down to the interval would cost up to one interval of latency.
+                "-datasource.queryTimeAlignment=false",
+                f"-external.url={s.url(p.of('vmalert', n))}",
+            ], vmalert_ha_flags(am_urls, vm_url) if s.ha else ()), s.url(p.of("vmalert", n)) + "/health")
+        order = [member_name(k, n) for k in KINDS for n in members]
+        return {name: out[name] for name in order if name in out}
 
     def _recorded_files(self) -> dict[str, list[Path]]:
         state = self.dir / "files.json"
@@ -198,6 +239,9 @@ class Stack:
         changed), wait for health. Returns name -> "started" | "restarted" | "reloaded" | "running"."""
         self.dir.mkdir(parents=True, exist_ok=True)
         files = self.config_files()
+        if self.settings.ha:
+            files["scrape"] = ha.write_member_scrape_configs(files["scrape"][0], self.dir / "config" / "ha",
+                                                             self.exporters())
         (self.dir / "files.json").write_text(json.dumps(
             {k: [str(p) for p in v] for k, v in files.items()}, indent=2, sort_keys=True) + "\n")
         self._save()
@@ -217,6 +261,9 @@ class Stack:
                 daemon.wait_healthy(self.settings.health_timeout)
                 actions[name] = actions.get(name, "started")
                 log(f"stack: {name} {actions[name]} ({daemon.url}, log {daemon.log_file})")
+            if self.settings.ha:
+                ha.wait_cluster([self.settings.url(self.settings.ports.of("alertmanager", n))
+                                 for n in range(1, self.members() + 1)], self.settings.health_timeout)
         except StackError:
             for daemon in reversed(started):  # leave nothing half-started behind
                 daemon.stop()
@@ -225,15 +272,14 @@ class Stack:
 
     def _reload(self, name: str) -> bool:
         """Ask a running daemon to re-read its config files (a second `up` after regenerating)."""
-        p = self.settings.ports
-        paths = {"vmagent": (p.vmagent, "/-/reload"), "vmalert": (p.vmalert, "/-/reload"),
-                 "alertmanager": (p.alertmanager, "/-/reload")}
-        if name not in paths:
+        n = 2 if name.endswith("-2") else 1
+        kind = name.removesuffix("-2")
+        if kind not in ("vmagent", "vmalert", "alertmanager"):
             return False
-        port, path = paths[name]
-        method = "POST" if name == "alertmanager" else "GET"
+        port = self.settings.ports.of(kind, n)
+        method = "POST" if kind == "alertmanager" else "GET"
         try:
-            req = urllib.request.Request(self.settings.url(port) + path, method=method)
+            req = urllib.request.Request(self.settings.url(port) + "/-/reload", method=method)
             with urllib.request.urlopen(req, timeout=5) as resp:
                 return 200 <= resp.status < 300
         except (urllib.error.URLError, OSError):
@@ -241,7 +287,14 @@ class Stack:
 
     def down(self, log=print) -> list[str]:
         stopped = []
-        for name, daemon in reversed(list(self.daemons().items())):
+        daemons = self.daemons()
+        # Members of an earlier `up` with other settings (an --ha stack, then a single one) have pid
+        # files too: stop them as well, so `down` never leaves a process behind.
+        for pid_file in sorted((self.dir / "run").glob("*.pid")):
+            if pid_file.stem not in daemons:
+                daemons[pid_file.stem] = Daemon(name=pid_file.stem, argv=(), url="", health_url="",
+                                                pid_file=pid_file, log_file=self.dir / "log" / f"{pid_file.stem}.log")
+        for name, daemon in reversed(list(daemons.items())):
             if daemon.stop():
                 stopped.append(name)
                 log(f"stack: {name} stopped")
@@ -267,13 +320,16 @@ class Stack:
 
     def urls(self) -> dict[str, str]:
         s, p = self.settings, self.settings.ports
-        out = {
-            "vmui": s.url(p.victoria_metrics) + "/vmui",
-            "victoria-metrics": s.url(p.victoria_metrics),
-            "vmagent targets": s.url(p.vmagent) + "/targets",
-            "vmalert": s.url(p.vmalert),
-            "alertmanager": s.url(p.alertmanager),
-        }
+        out = {}
+        for n in range(1, self.members() + 1):
+            sfx = "" if n == 1 else f" {n}"
+            out.update({
+                f"vmui{sfx}": s.url(p.of("victoria-metrics", n)) + "/vmui",
+                f"victoria-metrics{sfx}": s.url(p.of("victoria-metrics", n)),
+                f"vmagent{sfx} targets": s.url(p.of("vmagent", n)) + "/targets",
+                f"vmalert{sfx}": s.url(p.of("vmalert", n)),
+                f"alertmanager{sfx}": s.url(p.of("alertmanager", n)),
+            })
         if s.webhook:
             out["webhook"] = s.url(p.webhook) + "/alerts"
             out["notifications"] = str(self.dir / "notifications.jsonl")
@@ -302,5 +358,5 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
 
 
 def ephemeral_ports() -> Ports:
-    vm, agent, alert, am, hook = free_ports(5)
-    return Ports(victoria_metrics=vm, vmagent=agent, vmalert=alert, alertmanager=am, webhook=hook)
+    names = [f.name for f in fields(Ports)]
+    return Ports(**dict(zip(names, free_ports(len(names)), strict=True)))

@@ -1,0 +1,106 @@
+"""The testbed on the HA stack: two exporter replicas, two chains, an Alertmanager cluster of two.
+
+Composes `Testbed` unchanged: every stack the testbed builds is turned into its --ha variant (chain
+2 scrapes the second exporter replica), the generated scrape config lists both replicas, and a
+second exporter process runs with the first one's arguments on its own port.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import replace
+
+from wardops.stack.ha import cluster_state
+from wardops.stack.process import Daemon, StackError
+from wardops.stack.stack import Stack
+from wardops.stack.testbed import Testbed, TestbedSettings
+
+
+class HaTestbed(Testbed):
+    __test__ = False
+
+    def __init__(self, settings: TestbedSettings, exporter_2_port: int, log=print):
+        self.exporter_2_port = exporter_2_port
+        first, second = (f"{settings.host}:{p}" for p in (settings.exporter_port, exporter_2_port))
+        overrides = dict(settings.settings_overrides)
+        overrides["exporter"] = {**overrides.get("exporter", {}), "targets": [first, second]}
+        super().__init__(replace(settings, settings_overrides=overrides), log=log)
+
+    @property
+    def stack(self) -> Stack | None:
+        return self._stack
+
+    @stack.setter
+    def stack(self, value: Stack | None) -> None:
+        if value is not None and not value.settings.ha:
+            value = Stack(replace(value.settings, ha=True,
+                                  exporter_2=f"{self.s.host}:{self.exporter_2_port}"))
+        self._stack = value
+
+    def _start_exporter(self, source: str) -> None:
+        super()._start_exporter(source)
+        first = self.daemons.get("exporter")
+        if first is None:
+            return
+        listen = f"{self.s.host}:{self.s.exporter_port}"
+        argv = [f"{self.s.host}:{self.exporter_2_port}" if a == listen else a for a in first.argv]
+        url = f"http://{self.s.host}:{self.exporter_2_port}"
+        second = Daemon(name="exporter-2", argv=tuple(argv), url=url, health_url=url + "/-/healthy",
+                        pid_file=first.pid_file.with_name("exporter-2.pid"),
+                        log_file=first.log_file.with_name("exporter-2.log"), env=first.env, cwd=first.cwd)
+        self.daemons["exporter-2"] = second
+        self._start_daemon(second)
+
+    # -- observing both chains ---------------------------------------------------------------
+
+    def vm_urls(self) -> list[str]:
+        p = self.s.ports
+        return [f"http://{self.s.host}:{p.victoria_metrics}", f"http://{self.s.host}:{p.victoria_metrics_2}"]
+
+    def count(self, vm_url: str, expr: str) -> int:
+        url = f"{vm_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                return len(json.loads(resp.read())["data"]["result"])
+        except (urllib.error.URLError, OSError, KeyError, ValueError):
+            return 0
+
+    def wait_ingested_everywhere(self, timeout: float = 120.0) -> list[int]:
+        """Every enabled device's wardops_icmp_up in both storages, one series each (the replicas
+        share one `instance`)."""
+        want = len(self.inventory.enabled_devices())
+        deadline = time.monotonic() + timeout
+        got = [0, 0]
+        while time.monotonic() < deadline:
+            got = [self.count(u, "wardops_icmp_up") for u in self.vm_urls()]
+            if all(g >= want for g in got):
+                return got
+            time.sleep(1)
+        raise StackError(f"devices in VictoriaMetrics 1 and 2: {got}, want {want} each")
+
+    def vmalert_firing(self, n: int, name: str, **labels) -> bool:
+        port = self.s.ports.of("vmalert", n)
+        try:
+            with urllib.request.urlopen(f"http://{self.s.host}:{port}/api/v1/alerts", timeout=5) as resp:
+                alerts = json.loads(resp.read())["data"]["alerts"]
+        except (urllib.error.URLError, OSError, KeyError, ValueError):
+            return False
+        return any(a["name"] == name and a["state"] == "firing"
+                   and all(a["labels"].get(k) == v for k, v in labels.items()) for a in alerts)
+
+    def first_alertmanager(self) -> str:
+        """The member that sends first (position 0: lowest peer name); the other waits its peer timeout."""
+        names = {}
+        for n in (1, 2):
+            url = f"http://{self.s.host}:{self.s.ports.of('alertmanager', n)}"
+            with urllib.request.urlopen(url + "/api/v2/status", timeout=5) as resp:
+                names[json.loads(resp.read())["cluster"]["name"]] = "alertmanager" if n == 1 else "alertmanager-2"
+        return names[min(names)]
+
+    def cluster_ready(self) -> bool:
+        return all(cluster_state(f"http://{self.s.host}:{self.s.ports.of('alertmanager', n)}") == ("ready", 2)
+                   for n in (1, 2))
