@@ -46,7 +46,7 @@ def _terminate(*_args) -> None:
     raise KeyboardInterrupt
 
 
-def run(args, trees: dict | None = None, out=sys.stdout) -> int:
+def run(args, trees: dict | None = None, out=None) -> int:
     def say(msg: str = "") -> None:
         print(msg, file=out, flush=True)
 

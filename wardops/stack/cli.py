@@ -79,7 +79,8 @@ def run_up(args) -> int:
     return 0
 
 
-def print_urls(stack: Stack, out=sys.stdout) -> None:
+def print_urls(stack: Stack, out=None) -> None:
+    out = out or sys.stdout  # looked up per call: a default bound at import outlives a redirected stdout
     print("stack is up:", file=out)
     for name, url in stack.urls().items():
         print(f"  {name:<17} {url}", file=out)

@@ -41,10 +41,10 @@ class HaTestbed(Testbed):
                                   exporter_2=f"{self.s.host}:{self.exporter_2_port}"))
         self._stack = value
 
-    def _start_exporter(self, source: str) -> None:
-        super()._start_exporter(source)
+    def _start_exporter(self, source: str, site: int = 1) -> None:
+        super()._start_exporter(source, site)
         first = self.daemons.get("exporter")
-        if first is None:
+        if first is None or site != 1:  # replicas of probe site 1 only: HA here is one site
             return
         listen = f"{self.s.host}:{self.s.exporter_port}"
         argv = [f"{self.s.host}:{self.exporter_2_port}" if a == listen else a for a in first.argv]
