@@ -183,6 +183,16 @@ def read_line(proc: subprocess.Popen, pattern: str, deadline: float) -> re.Match
                 return m
     raise AssertionError(f"no line matching {pattern!r}; exit {proc.poll()}; stderr:\n{''.join(seen)}")
 
+def assert_lo4_up(port: str, deadline: float) -> None:
+    """The exporter on `port` reports the loopback device lo4 UP before `deadline`."""
+    up, body = re.compile(r'^wardops_icmp_up\{device="lo4",[^}]*\} 1$', re.M), ""
+    while time.monotonic() < deadline and not up.search(body):
+        time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            body = resp.read().decode()
+    assert up.search(body), body
+
+
 
 def test_the_exporter_probes_and_serves_without_the_service_and_generate_extras(tmp_path):
     """A real exporter process, [service] and [generate] unimportable, probing loopback only."""
@@ -198,12 +208,7 @@ def test_the_exporter_probes_and_serves_without_the_service_and_generate_extras(
     try:
         deadline = time.monotonic() + 30
         port = read_line(proc, r'msg="listening" address=127\.0\.0\.1:(\d+)', deadline).group(1)
-        up, body = re.compile(r'^wardops_icmp_up\{device="lo4",[^}]*\} 1$', re.M), ""
-        while time.monotonic() < deadline and not up.search(body):
-            time.sleep(0.2)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                body = resp.read().decode()
-        assert up.search(body), body
+        assert_lo4_up(port, deadline)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
@@ -416,12 +421,7 @@ def test_the_units_capabilities_are_what_raw_icmp_needs(tmp_path, granted):
         port = read_line(proc, r'msg="listening" address=127\.0\.0\.1:(\d+)', deadline).group(1)
         status = Path(f"/proc/{proc.pid}/status").read_text()
         assert re.search(r"^CapEff:\s*0000000000002000$", status, re.M), status  # bit 13: CAP_NET_RAW
-        up, body = re.compile(r'^wardops_icmp_up\{device="lo4",[^}]*\} 1$', re.M), ""
-        while time.monotonic() < deadline and not up.search(body):
-            time.sleep(0.2)
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-                body = resp.read().decode()
-        assert up.search(body), body
+        assert_lo4_up(port, deadline)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
