@@ -183,6 +183,7 @@ def read_line(proc: subprocess.Popen, pattern: str, deadline: float) -> re.Match
                 return m
     raise AssertionError(f"no line matching {pattern!r}; exit {proc.poll()}; stderr:\n{''.join(seen)}")
 
+
 def assert_lo4_up(port: str, deadline: float) -> None:
     """The exporter on `port` reports the loopback device lo4 UP before `deadline`."""
     up, body = re.compile(r'^wardops_icmp_up\{device="lo4",[^}]*\} 1$', re.M), ""
@@ -191,7 +192,6 @@ def assert_lo4_up(port: str, deadline: float) -> None:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             body = resp.read().decode()
     assert up.search(body), body
-
 
 
 def test_the_exporter_probes_and_serves_without_the_service_and_generate_extras(tmp_path):
