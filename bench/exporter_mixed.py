@@ -25,7 +25,6 @@ import argparse
 import gzip
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,18 +32,15 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.common import proc_cpu, spawn_exporter
 from wardops.lab.netns import Lab
 from wardops.lab.snmpagents import add_veth_interfaces, start_snmpd
 
-TICKS = os.sysconf("SC_CLK_TCK")
 COMMUNITY_ENV = "BENCH_SNMP_COMMUNITY"
 COMMUNITY = "bench-mixed-community"
 BASE_PORT = 1161
 
 
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def inventory_yaml(icmp: int, snmp: int, agents: int, isp_share: float) -> str:
@@ -64,10 +60,6 @@ def inventory_yaml(icmp: int, snmp: int, agents: int, isp_share: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape(port: int) -> str:
@@ -106,23 +98,9 @@ def phase(lab: Lab, inv: Path, work: Path, snmp: bool, seconds: float, snmp_inte
     cfg = work / f"exporter-{'mixed' if snmp else 'icmp'}.yml"
     cfg.write_text(f"snmp: {{enabled: {'true' if snmp else 'false'}, interval: {snmp_interval:g}s}}\n"
                    "inventory: {poll_interval: 60s}\n")
-    port = free_port()
-    log = open(work / f"exporter-{'mixed' if snmp else 'icmp'}.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "wardops.cli", "exporter", "--inventory", str(inv),
-                             "--config.file", str(cfg), "--netns", lab.probe_ns,
-                             "--web.listen-address", f"127.0.0.1:{port}"],
-                            stderr=log, env={**os.environ, COMMUNITY_ENV: COMMUNITY})
+    proc, port = spawn_exporter(inv, cfg, lab.probe_ns, work / f"exporter-{'mixed' if snmp else 'icmp'}.log",
+                                {COMMUNITY_ENV: COMMUNITY})
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "exporter not ready"
-            time.sleep(0.5)
         time.sleep(settle)  # past start-up (inventory load, first renders)
         first = self_metrics(scrape(port))
         cpu0, t0 = proc_cpu(proc.pid), time.monotonic()
@@ -143,7 +121,6 @@ def phase(lab: Lab, inv: Path, work: Path, snmp: bool, seconds: float, snmp_inte
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
 
     def delta(name, protocol, policy):
         return last.get((name, protocol, policy), 0) - first.get((name, protocol, policy), 0)

@@ -24,6 +24,8 @@ import tempfile
 import threading
 import time
 
+from bench.common import cpu_self, inprocess_exporter
+
 LAB_BASE = ipaddress.ip_address("198.18.0.0")
 
 
@@ -39,11 +41,6 @@ def peak_rss_kb() -> int:
             if line.startswith("VmHWM:"):
                 return int(line.split()[1])
     return 0
-
-
-def cpu_self() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 class Children:
@@ -88,23 +85,11 @@ def worker_round(args) -> None:
 
 def worker_steady(args) -> None:
     """The real exporter (app + component + render thread) on a synthetic inventory for --seconds."""
-    import logging
-
-    from exporter.app import Exporter
     from exporter.config import loads_config
-    from exporter.targets import FileSource
 
     cfg = loads_config(f"policies:\n  default: {{interval: {args.interval}}}\n"
                        "role_policies: {isp: default}\n", "<bench>")
-    log = logging.getLogger("bench")
-    log.addHandler(logging.NullHandler())
-    log.propagate = False
-    exp = Exporter(FileSource(args.inventory), cfg, log=log)
-    exp.refresh(force=True)
-    exp.start()
-    deadline = time.monotonic() + 120
-    while not exp.ready() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    exp = inprocess_exporter(args.inventory, ready_within=120, config=cfg)
     cpu0, t0 = cpu_self(), time.monotonic()
     comp = exp.runtime.components["icmp"]
     rounds0 = comp.stats["default"].rounds
@@ -122,22 +107,9 @@ def worker_detect(args) -> None:
     """Detection time under load: the real exporter with a 10k-device inventory (10 % ISP, default
     policies); take 5 ISP uplinks and 5 branch devices dark at once; time until each is DOWN in
     the exposition (what a scrape would see)."""
-    import logging
-
-    from exporter.app import Exporter
-    from exporter.config import ExporterConfig
-    from exporter.targets import FileSource
     from wardops.lab.netns import Lab
 
-    log = logging.getLogger("bench")
-    log.addHandler(logging.NullHandler())
-    log.propagate = False
-    exp = Exporter(FileSource(args.inventory), ExporterConfig(), log=log)
-    exp.refresh(force=True)
-    exp.start()
-    deadline = time.monotonic() + 120
-    while not exp.ready() and time.monotonic() < deadline:
-        time.sleep(0.2)
+    exp = inprocess_exporter(args.inventory, ready_within=120)
     time.sleep(6)  # every device UP first
     isp = [d for d in exp.devices if d.role == "isp"][:5]
     other = [d for d in exp.devices if d.role != "isp"][:5]
@@ -361,7 +333,7 @@ def main() -> int:
                 row["fping"] = {"cpu": f["cpu"], "wall": f["wall"], "rss_kb": f["rss_kb"],
                                 "false_down_missed": verdict(f["down"], truth)}
                 for mode in ("unprivileged", "raw"):
-                    argv = lab.probe_argv([py, __file__, "--worker", "round", "--mode", mode,
+                    argv = lab.probe_argv([py, "-m", "bench.icmp_round", "--worker", "round", "--mode", mode,
                                            "--timeout", str(args.timeout)])
                     t0 = time.monotonic()
                     proc = subprocess.run(argv, input="\n".join(addrs), capture_output=True, text=True, timeout=600)
@@ -387,7 +359,7 @@ def main() -> int:
                 fh.write(dump_yaml(synth_inventory(args.steady_devices, 0.1, 1, 0.0)))
                 inv_path = fh.name
             try:
-                argv = lab.probe_argv([py, __file__, "--worker", "steady", "--inventory", inv_path,
+                argv = lab.probe_argv([py, "-m", "bench.icmp_round", "--worker", "steady", "--inventory", inv_path,
                                        "--interval", str(args.steady_interval), "--seconds", str(args.steady)])
                 proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.steady + 300)
                 if proc.returncode != 0:
@@ -407,7 +379,7 @@ def main() -> int:
                 fh.write(dump_yaml(synth_inventory(args.detect, 0.1, 2, 0.0)))
                 inv_path = fh.name
             try:
-                argv = lab.probe_argv([py, __file__, "--worker", "detect", "--inventory", inv_path, "--lab", lab.name])
+                argv = lab.probe_argv([py, "-m", "bench.icmp_round", "--worker", "detect", "--inventory", inv_path, "--lab", lab.name])
                 proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
                 if proc.returncode != 0:
                     raise SystemExit(proc.stderr)

@@ -1,8 +1,8 @@
 """Benchmark: the ICMP snapshot (every device of every policy + branch verdicts + canaries) and the
 whole exporter's CPU with the built-in policies (isp every 0.5 s, default every 1 s, 3 packets).
 
-    .venv/bin/python bench/icmp_snapshot.py [--sizes 875,10000] [--seconds 30] [--dark-branches 5]
-    .venv/bin/python bench/icmp_snapshot.py --smoke                               # seconds, no root
+    .venv/bin/python -m bench.icmp_snapshot [--sizes 875,10000] [--seconds 30] [--dark-branches 5]
+    .venv/bin/python -m bench.icmp_snapshot --smoke                               # seconds, no root
 
 Part 1 (no sockets): render time in the render thread of a full snapshot, of the snapshot an ISP
 round publishes (ISP group + branches) and of the one a default round publishes; and the part of a
@@ -21,21 +21,15 @@ import json
 import logging
 import os
 import random
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from bench.common import cpu_self, inprocess_exporter
 
 ISP_SHARE = 0.12  # the bank-shaped lab: 875 devices, ~105 uplinks over 88-93 branches
-
-
-def cpu_self() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 def render_times(n: int, repeat: int) -> dict:
@@ -95,19 +89,7 @@ def render_times(n: int, repeat: int) -> dict:
 
 def worker(args) -> None:
     """Inside the prober namespace: the real exporter, built-in policies, for --seconds."""
-    from exporter.app import Exporter
-    from exporter.config import ExporterConfig
-    from exporter.targets import FileSource
-
-    log = logging.getLogger("bench")
-    log.addHandler(logging.NullHandler())
-    log.propagate = False
-    exp = Exporter(FileSource(args.inventory), ExporterConfig(), log=log)
-    exp.refresh(force=True)
-    exp.start()
-    deadline = time.monotonic() + 60
-    while not exp.ready() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    exp = inprocess_exporter(args.inventory, ready_within=60)
     time.sleep(3)
     comp = exp.runtime.components["icmp"]
     exp.exposition.gzip_wanted = True
@@ -184,7 +166,7 @@ def main() -> int:
                 fh.write(dump_yaml(synth_inventory(n, ISP_SHARE, 1, 0.0)))
                 path = fh.name
             try:
-                argv = lab.probe_argv([sys.executable, __file__, "--worker", "--inventory", path,
+                argv = lab.probe_argv([sys.executable, "-m", "bench.icmp_snapshot", "--worker", "--inventory", path,
                                        "--seconds", str(args.seconds), "--lab", lab.name,
                                        "--dark-branches", str(args.dark_branches)])
                 proc = subprocess.run(argv, capture_output=True, text=True, timeout=args.seconds + 180)

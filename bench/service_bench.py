@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import requests
 
+from bench.common import free_port
 from inventory.dump import dump_yaml
 from inventory.service.transfer import import_file, open_store
 from inventory.synth import synth_inventory
@@ -42,12 +42,6 @@ def app(environ, start_response):
     return [body]
 waitress.serve(app, host='127.0.0.1', port=int(sys.argv[2]), threads=4, _quiet=True)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu_seconds(pid: int) -> float:

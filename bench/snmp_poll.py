@@ -24,7 +24,6 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.common import free_port, proc_cpu
 from exporter.netns import LoopThread, enter_netns
 from exporter.snmp import SnmpPoller
 from exporter.snmp.oids import DYNAMIC_COLUMNS, STATIC_COLUMNS
@@ -41,14 +41,8 @@ from inventory.secrets import Secret
 from wardops.lab.netns import Lab
 from wardops.lab.snmpagents import V3User, add_veth_interfaces, start_snmpd
 
-TICKS = os.sysconf("SC_CLK_TCK")
 COMMUNITY = "bench-community"
 BASE_PORT = 1161
-
-
-def proc_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
 
 
 def tree_cpu(pids: list[int]) -> float:
@@ -121,12 +115,6 @@ async def poll_with_lag(poller) -> tuple[object, list[float]]:
 def render(snapshot) -> bytes:
     """The round as /metrics serves it (the exporter's one SNMP renderer)."""
     return round_text(snapshot, (s.device for s in snapshot.devices), {})
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scrape_all(pool, port: int, targets: list[str]) -> tuple[int, int]:

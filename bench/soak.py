@@ -34,9 +34,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from bench.common import spawn_exporter
 from wardops.lab.netns import Lab
 from wardops.lab.snmpagents import start_snmpd
-from wardops.stack.stack import free_ports
 
 COMMUNITY_ENV = "SOAK_SNMP_COMMUNITY"
 COMMUNITY = "soak-community"
@@ -134,23 +134,7 @@ def main() -> int:
         cfg.write_text(f"inventory: {{poll_interval: {min(5.0, args.reload_every / 2):g}s}}\n"
                        "snmp: {interval: 60s}\n" if not args.smoke else
                        "inventory: {poll_interval: 1s}\nsnmp: {interval: 5s}\n")
-        (port,) = free_ports(1)
-        log = open(work / "exporter.log", "w")
-        proc = subprocess.Popen([sys.executable, "-m", "wardops.cli", "exporter", "--inventory", str(inv),
-                                 "--config.file", str(cfg), "--netns", lab.probe_ns,
-                                 "--web.listen-address", f"127.0.0.1:{port}"],
-                                stderr=log, env={**os.environ, COMMUNITY_ENV: COMMUNITY})
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"exporter did not become ready; log: {work / 'exporter.log'}")
-            time.sleep(0.5)
+        proc, port = spawn_exporter(inv, cfg, lab.probe_ns, work / "exporter.log", {COMMUNITY_ENV: COMMUNITY})
         t0 = time.monotonic()
         next_reload, next_flap, next_sample = t0 + args.reload_every, t0, t0
         down: list[str] = []
