@@ -409,6 +409,40 @@ def test_snmp_alerts(rules_dir, rule_index):
     run_promtool(rules_dir, "snmp", inputs, alerts)
 
 
+def exporter_down(rule_index, labels: dict, summary: str, description: str) -> dict:
+    """ExporterDown with its texts written out: they query the exporter's scope, which the helper
+    renderer does not evaluate."""
+    rule = rule_index[("ExporterDown", None, "critical")]
+    return {"exp_labels": {**labels, **rule["labels"]},
+            "exp_annotations": {**rule["annotations"], "summary": summary, "description": description}}
+
+
+def test_exporter_down_names_its_site_shard_and_devices(rules_dir, rule_index):
+    """Two probe sites of two shards each; one shard of dc-b stops answering: one page, naming the
+    site, that it is one of two shards there and how many devices it probed (the larger policy
+    count over the last hour, summed over policies: 30 + 12)."""
+    steps = 100
+    inputs = []
+    for site in ("dc-a", "dc-b"):
+        for shard in ("10.0.0.1:10118", "10.0.0.2:10118"):
+            labels = {"site": site, "instance": shard}
+            down = (site, shard) == ("dc-b", "10.0.0.2:10118")
+            inputs.append({"series": series("up", {"job": "wardops_icmp", **labels}),
+                           "values": "1x9 0x90" if down else f"1x{steps}"})
+            inputs.append(const("up", {"job": "wardops_snmp", **labels}, 1, steps))
+            if down:  # the gauge stops with the scrapes
+                inputs += [{"series": series("wardops_exporter_targets",
+                                             {"protocol": "icmp", "policy": policy, **labels}),
+                            "values": f"{n}x9"} for policy, n in (("default", 30), ("isp", 12))]
+    labels = {"job": "wardops_icmp", "site": "dc-b", "instance": "10.0.0.2:10118"}
+    alerts = [{"eval_time": "140s", "alertname": "ExporterDown", "exp_alerts": [exporter_down(
+        rule_index, labels, "wardops exporter 10.0.0.2:10118 of site dc-b is down (wardops_icmp)",
+        "vmagent cannot scrape 10.0.0.2:10118 for job wardops_icmp (site dc-b), one of 2 exporters (shards) of"
+        " that site; the 42 devices it probed in the last hour are not monitored and their SNMP alerts are"
+        " inhibited.")]}]
+    run_promtool(rules_dir, "exporter-shards", inputs, alerts)
+
+
 def test_exporter_alerts(rules_dir, rule_index):
     steps = 100
     icmp_up = {"job": "wardops_icmp", "instance": "127.0.0.1:9118"}
@@ -427,7 +461,9 @@ def test_exporter_alerts(rules_dir, rule_index):
     alerts = [
         {"eval_time": "110s", "alertname": "ExporterDown", "exp_alerts": []},  # pending (for: 30s)
         {"eval_time": "140s", "alertname": "ExporterDown",
-         "exp_alerts": [expect(rule_index, "ExporterDown", icmp_up, 0, "critical")]},
+         "exp_alerts": [exporter_down(rule_index, icmp_up, "wardops exporter 127.0.0.1:9118 is down (wardops_icmp)",
+                                      "vmagent cannot scrape 127.0.0.1:9118 for job wardops_icmp; the devices it probes"
+                                      " are not monitored and their SNMP alerts are inhibited.")]},
         {"eval_time": "990s", "alertname": "ProbeRoundOverrun",
          "exp_alerts": [expect(rule_index, "ProbeRoundOverrun", policy, 49, "warning")]},
         {"eval_time": "500s", "alertname": "InventoryReloadFailed", "exp_alerts": []},
