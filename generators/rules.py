@@ -147,7 +147,7 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                             if labels and "threshold" in labels else texts)
         return _alert(name, expr, severity, scope, own, settings, str(for_), labels)
 
-    model = build_model(inv)
+    model = rc.with_sites(build_model(inv), inv, settings.site_names)
     hold = str(t.recovery_hold)
     blind = rc.probe_site_blind(model, t.probe_site_blind_share)
     multi = settings.multi_site
@@ -184,7 +184,6 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                       alert("ProbeSiteDegraded", unhealthy, "critical", "site", own_texts=site_texts)]
     else:
         root_rules = [alert("ProbeSiteBlind", blind, "critical", "site")]
-    sites_up = f"count by (site) ({rc.UP})"
     for node, expr in rc.node_rules(model, blind, hold):
         behind = f"{_plural(len(node.branches), 'branch')}, {_plural(node.device_count, 'device')}"
         name = go_literal(node.name)
@@ -204,7 +203,7 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                                f"({behind}): one page for all of them. Their branch and device alerts "
                                f"are held while it lasts and for {hold} after."}}
             labels = {"upstream": node.name}
-        root_rules.append(alert(node.alert, agree(expr, sites_up, ()), "critical", "upstream", labels=labels,
+        root_rules.append(alert(node.alert, agree(expr, rc.node_probing(model, node), ()), "critical", "upstream", labels=labels,
                                 own_texts=node_texts))
     def branch_part(chain, keys):
         # $value = when the branch went dark; uplinks/providers name whom to call.

@@ -254,3 +254,100 @@ def test_majority_of_three_sites_pages_on_two_not_on_one(tmp_path):
                  [{"eval_time": "300s", "alertname": "DeviceDown",
                    "exp_alerts": [expect(rules, "DeviceDown", labels, 300, "warning")]}]
                  + none_of(["ProbeSiteDegraded", "BranchDown"], "300s"))
+
+
+# --- inventory `sites:`: targets probed by some sites only ------------------------------------------
+
+# Branch B and region R2 (Branch C) are probed from dc1 only; dc2 probes Branch A alone.
+RESTRICTED = ("classify:\n  - match: {branch: Branch B}\n    set: {sites: [dc1]}\n"
+              "  - match: {region: R2}\n    set: {sites: [dc1]}\n")
+DC1_ONLY = {"b-rtr1", "b-sw1", "c-rtr1", "c-isp1"}
+
+
+def restricted_network(site: str, dark: dict[str, str], verdicts: dict[str, str]) -> list[dict]:
+    """What `site` exports under RESTRICTED: dc2 has no series for dc1's devices and branches."""
+    out = []
+    for name in DEVICES:
+        if name != "a-atm1" and (site == "dc1" or name not in DC1_ONLY):
+            out += site_device(name, site, dark.get(name, "U" * N))
+    for branch in BRANCHES:
+        if site == "dc1" or branch == "Branch A":
+            out += site_branch(branch, site, verdicts.get(branch, "A" * N))
+    return out
+
+
+@pytest.fixture(scope="module")
+def restricted_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("restricted")
+    inventory = out / "inventory.yml"
+    inventory.write_text(RESTRICTED + TEST_INVENTORY.read_text())
+    settings = out / "settings.yml"
+    settings.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148"))
+    generate_into(out, inventory, load_settings(settings))
+    return out
+
+
+@pytest.fixture(scope="module")
+def restricted_rules(restricted_dir):
+    groups = yaml.safe_load((restricted_dir / "rules" / "alerts.yml").read_text())["groups"]
+    return {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+            for g in groups for r in g["rules"] if "alert" in r}
+
+
+def test_restricted_rules_load_in_promtool_and_vmalert(restricted_dir):
+    files = [str(restricted_dir / "rules" / "alerts.yml"), str(restricted_dir / "rules" / "recording.yml")]
+    for argv in (["promtool", "check", "rules", *files], ["vmalert", "-dryRun", *(f"-rule={f}" for f in files)]):
+        result = subprocess.run([need(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{argv[0]}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_a_target_probed_by_one_site_pages_when_that_site_sees_it_down(restricted_dir, restricted_rules):
+    """Quorum all counts the healthy sites that probe the target: dc2 has no c-isp1 or b-sw1
+    series, so dc1 alone decides them (and an unrestricted device still needs both sites)."""
+    dark = "U" * 30 + "D" * 60
+    inputs = (restricted_network("dc1", {"c-isp1": dark, "b-sw1": dark, "a-atm2": dark}, {})
+              + restricted_network("dc2", {}, {}))
+    isp = {k: v for k, v in device_labels("c-isp1").items() if k != "instance"}
+    sw = {k: v for k, v in device_labels("b-sw1").items() if k != "instance"}
+    alerts = [{"eval_time": "300s", "alertname": "IspLinkDown",
+               "exp_alerts": [expect(restricted_rules, "IspLinkDown", isp, 300, "critical")]},
+              {"eval_time": "300s", "alertname": "DeviceDown",  # a-atm2: dc2 sees it up, no page
+               "exp_alerts": [expect(restricted_rules, "DeviceDown", sw, 300, "warning")]}]
+    run_promtool(restricted_dir, "one_site_probes", inputs,
+                 alerts + none_of(["ProbeSiteDegraded", "BranchDown", "RegionDown"], "300s"))
+
+
+def test_a_region_dark_for_the_sites_probing_it_is_one_region_page(restricted_dir, restricted_rules):
+    """R1 goes dark: dc1 sees Branches A and B dark, dc2 (which probes only Branch A) sees A dark.
+    Each site judges the region by what it probes: one RegionDown, no branch or device page."""
+    dark = "U" * 30 + "D" * 60
+    verdict = "A" * 30 + "D" * 60
+    r1 = {n: dark for n in ("a-isp1", "a-isp2", "a-rtr1", "a-atm2", "b-rtr1", "b-sw1")}
+    inputs = (restricted_network("dc1", r1, {"Branch A": verdict, "Branch B": verdict})
+              + restricted_network("dc2", r1, {"Branch A": verdict}))
+    region = expect(restricted_rules, "RegionDown", {"region": "R1"}, 1, "critical")
+    alerts = ([{"eval_time": "310s", "alertname": "RegionDown", "exp_alerts": [region]}]
+              + none_of(["ProbeSiteDegraded", "BranchDown", "IspLinkDown", "DeviceDown", "UpstreamDown"], "310s"))
+    run_promtool(restricted_dir, "region_restricted", inputs, alerts)
+
+
+def test_a_region_only_one_site_probes_pages_on_that_sites_view(tmp_path):
+    """Region R1 is probed from dc1 only: dc2 (which probes only R2) has no say in RegionDown."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("classify:\n  - match: {region: R1}\n    set: {sites: [dc1]}\n" + TEST_INVENTORY.read_text())
+    settings = tmp_path / "settings.yml"
+    settings.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148"))
+    out = tmp_path / "out"
+    generate_into(out, inventory, load_settings(settings))
+    rules = {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+             for g in yaml.safe_load((out / "rules" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"] if "alert" in r}
+    dark = "U" * 30 + "D" * 60
+    verdict = "A" * 30 + "D" * 60
+    r1 = {n: dark for n in ("a-isp1", "a-isp2", "a-rtr1", "a-atm2", "b-rtr1", "b-sw1")}
+    dc2 = [s for s in network("dc2", {}, {}) if 'region="R2"' in s["series"]]
+    inputs = network("dc1", r1, {"Branch A": verdict, "Branch B": verdict}) + dc2
+    region = expect(rules, "RegionDown", {"region": "R1"}, 2, "critical")
+    run_promtool(out, "region_one_site", inputs,
+                 [{"eval_time": "310s", "alertname": "RegionDown", "exp_alerts": [region]}]
+                 + none_of(["ProbeSiteDegraded", "BranchDown", "IspLinkDown", "DeviceDown"], "310s"))
