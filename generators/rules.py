@@ -35,7 +35,7 @@ DEVICE_SCOPE = ("device", "ip", "role", "region", "branch")
 ALERT_NAMES = ("ProbeSiteBlind", "ProbeSiteDegraded", "UpstreamDown", "RegionDown", "BranchDown", "IspLinkDown", "DeviceDown",
                "DeviceFlapping", "HighPacketLoss", "HighLatency", "InterfaceDown", "InterfaceFlapping",
                "SnmpUnreachable", "ExporterDown", "ExporterTargetsDropped", "InventoryReloadHeld",
-               "ProbeRoundsStalled", "ProbeRoundOverrun", "InventoryReloadFailed", "Watchdog")
+               "ProbeRoundsStalled", "ProbeRoundOverrun", "InventoryReloadFailed", "ExporterSiteMismatch", "Watchdog")
 
 # HighPacketLoss judges a device only over this many packets (100 s of the default policy, 3 packets
 # a second):
@@ -127,6 +127,27 @@ def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, setting
     if for_ not in ("0s", "0m", "0ms", "0h", "0d"):
         rule["for"] = for_
     return rule
+
+
+SITE_INFO = "wardops_exporter_site_info"
+EXPORTER_SITE_TEXTS = {"ExporterSiteMismatch": {
+    "summary": "Exporter {{ $labels.instance }} in probe site {{ $labels.site }} was started for site "
+               "'{{ $labels.exporter_site }}'",
+    "description": "vmagent scrapes {{ $labels.instance }} as probe site {{ $labels.site }}, but the exporter "
+                   "stands in site '{{ $labels.exporter_site }}' (--site or site.name; empty: none, so it probes "
+                   "every device, also those the inventory keeps from this site, and its view enters the "
+                   "consensus for targets this site does not probe). Start it with --site {{ $labels.site }}."}}
+
+
+def exporter_site_mismatch() -> str:
+    """{site, instance, exporter_site} series for an exporter whose own site name (--site) differs
+    from the `site` label vmagent gives its target, or that has none while another exporter has
+    one. label_replace copies `site` into `exporter_site`: the series matches itself only when the
+    two are equal. Several sites only: with one, exporters without --site are the normal case."""
+    same = f'label_replace({SITE_INFO}, "exporter_site", "$1", "site", "(.*)")'
+    wrong = f'{SITE_INFO}{{exporter_site!=""}} unless on(site, instance, exporter_site) {same}'
+    unset = f'{SITE_INFO}{{exporter_site=""}} and on() (count({SITE_INFO}{{exporter_site!=""}}) > 0)'
+    return f"({wrong}) or ({unset})"
 
 
 def _plural(n: int, word: str) -> str:
@@ -301,6 +322,9 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
               "unless on(site, instance) (wardops_exporter_inventory_reload_held == 1)", "warning", "exporter",
               "1m"),
     ]
+    if multi:
+        exporter_rules.append(alert("ExporterSiteMismatch", exporter_site_mismatch(), "warning", "exporter", "1m",
+                                    own_texts=EXPORTER_SITE_TEXTS))
     pipeline_rules = [alert("Watchdog", "vector(1)", "none", "pipeline")]
     recording = [{"record": name, "expr": expr} for name, expr in RECORDING_RULES]
     return {

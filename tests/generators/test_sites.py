@@ -351,3 +351,50 @@ def test_a_region_only_one_site_probes_pages_on_that_sites_view(tmp_path):
     run_promtool(out, "region_one_site", inputs,
                  [{"eval_time": "310s", "alertname": "RegionDown", "exp_alerts": [region]}]
                  + none_of(["ProbeSiteDegraded", "BranchDown", "IspLinkDown", "DeviceDown"], "310s"))
+
+
+# --- exporters started for the wrong site, or for none -------------------------------------------
+
+
+def site_info(site: str, instance: str, exporter_site: str) -> dict:
+    labels = {"site": site, "instance": instance, "job": "wardops_icmp", "exporter_site": exporter_site}
+    return {"series": series("wardops_exporter_site_info", labels), "values": " ".join(["1"] * N)}
+
+
+def mismatch(site_rules, site: str, instance: str, exporter_site: str) -> dict:
+    labels = {"site": site, "instance": instance, "job": "wardops_icmp"}
+    if exporter_site:  # an empty label value is no label (Prometheus)
+        labels["exporter_site"] = exporter_site
+    return expect(site_rules, "ExporterSiteMismatch", labels, 1, "warning")
+
+
+def test_an_exporter_without_its_site_or_with_another_is_one_warning_each(sites_dir, site_rules):
+    inputs = [site_info("dc1", "127.0.0.1:9118", "dc1"),  # right
+              site_info("dc1", "127.0.0.1:9148", ""),  # started without --site while others have one
+              site_info("dc2", "127.0.0.1:9138", "dc1")]  # started with the other site's name
+    alerts = [{"eval_time": "30s", "alertname": "ExporterSiteMismatch", "exp_alerts": []},  # for: 1m
+              {"eval_time": "70s", "alertname": "ExporterSiteMismatch",
+               "exp_alerts": [mismatch(site_rules, "dc1", "127.0.0.1:9148", ""),
+                              mismatch(site_rules, "dc2", "127.0.0.1:9138", "dc1")]}]
+    run_promtool(sites_dir, "exporter_site_mismatch", inputs, alerts)
+
+
+def test_exporters_all_without_a_site_are_not_flagged(sites_dir):
+    """Deployments from before `--site` (every exporter without one) page nothing new."""
+    inputs = [site_info("dc1", "127.0.0.1:9118", ""), site_info("dc2", "127.0.0.1:9138", "")]
+    run_promtool(sites_dir, "exporter_site_none", inputs, none_of(["ExporterSiteMismatch"], "300s"))
+
+
+def test_one_site_has_no_site_mismatch_rule(tmp_path):
+    files = generate_into(tmp_path)
+    assert "ExporterSiteMismatch" not in files["rules/alerts.yml"]
+
+
+def test_the_probe_job_of_several_sites_asks_for_the_first_sites_devices():
+    """The /probe job goes through the first site's exporter, which resolves only the devices its
+    site probes: the SD URL asks the inventory service for exactly those (`?site=`)."""
+    with_service = "inventory_service: {url: 'http://127.0.0.1:9119'}\n"
+    jobs = {j["job_name"]: j for j in build_scrape_config(loads_settings(TWO_SITES + with_service))["scrape_configs"]}
+    assert jobs["wardops_probe"]["http_sd_configs"] == [{"url": "http://127.0.0.1:9119/api/v1/sd?site=dc1"}]
+    one = {j["job_name"]: j for j in build_scrape_config(loads_settings(with_service))["scrape_configs"]}
+    assert one["wardops_probe"]["http_sd_configs"] == [{"url": "http://127.0.0.1:9119/api/v1/sd"}]
