@@ -398,3 +398,41 @@ def test_the_probe_job_of_several_sites_asks_for_the_first_sites_devices():
     assert jobs["wardops_probe"]["http_sd_configs"] == [{"url": "http://127.0.0.1:9119/api/v1/sd?site=dc1"}]
     one = {j["job_name"]: j for j in build_scrape_config(loads_settings(with_service))["scrape_configs"]}
     assert one["wardops_probe"]["http_sd_configs"] == [{"url": "http://127.0.0.1:9119/api/v1/sd"}]
+
+
+# --- dashboards --------------------------------------------------------------------------------------
+
+
+def test_the_sites_dashboard_puts_rtt_by_site_side_by_side():
+    import json
+
+    from generators.dashboards import UIDS, panels_of
+    from tests.generators.helpers import REPO
+
+    dash = json.loads((REPO / "dashboards" / "sites.json").read_text())
+    assert dash["uid"] == UIDS["sites"]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["site"]["query"] == "label_values(wardops_icmp_up, site)" and variables["site"]["multi"]
+    assert {"region", "branch", "device"} <= set(variables)
+    panels = {p["title"]: p for p in panels_of(dash)}
+    rtt = panels["Round-trip time from $site"]
+    assert (rtt["repeat"], rtt["repeatDirection"]) == ("site", "h")  # one panel per selected site, in a row
+    assert 'site=~"$site"' in rtt["targets"][0]["expr"] and 'device=~"$device"' in rtt["targets"][0]["expr"]
+    branch = panels["Branch round-trip time by site"]["targets"][0]
+    assert branch["expr"].startswith("avg by (site, region, branch) (wardops_icmp_rtt_seconds{")
+    assert branch["legendFormat"] == "{{branch}} from {{site}}"
+
+
+def test_the_exporter_dashboard_shows_each_exporters_site_beside_its_scrape_site():
+    import json
+
+    from generators.dashboards import panels_of
+    from tests.generators.helpers import REPO
+
+    dash = json.loads((REPO / "dashboards" / "exporter.json").read_text())
+    panels = {p["title"]: p for p in panels_of(dash)}
+    table = panels["Probe site per exporter"]
+    assert table["targets"][0]["expr"] == 'wardops_exporter_site_info{instance=~"$instance"}'
+    organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"]
+    assert organize == {"instance": "Exporter", "site": "Scraped as site", "exporter_site": "Started for site (--site)"}
+    assert "ExporterSiteMismatch" in panels["Exporters with another or no site"]["targets"][0]["expr"]
