@@ -83,3 +83,23 @@ def test_migration_adds_sites_to_a_version_1_database(tmp_path):
         assert r.status_code == 200 and r.json["sites"] == ["dc1"]
     finally:
         app.extensions["wardops_engine"].dispose()
+
+
+def test_import_export_round_trip_keeps_sites(runner, db_url, tmp_path):
+    from inventory.loader import loads_inventory
+
+    text = ("classify:\n  - match: {region: East}\n    set: {sites: [dc2]}\n"
+            "devices:\n  - {name: a1, ip: 198.18.0.1, region: West, branch: Centre, sites: [dc1]}\n"
+            "  - {name: b1, ip: 198.18.1.1, region: East, branch: Port}\n"
+            "  - {name: c1, ip: 198.18.2.1, region: West, branch: Airport}\n")
+    path = tmp_path / "inv.yml"
+    path.write_text(text)
+    code, _, err = runner.invoke("inventory", "import", str(path), "--db", db_url)
+    assert code == 0, err
+    original = loads_inventory(text, "inv.yml")
+    for flags in ((), ("--resolved",)):
+        code, exported, err = runner.invoke("inventory", "export", "--db", db_url, *flags)
+        assert code == 0, err
+        again = loads_inventory(exported, "export")
+        assert again == original
+        assert {d.name: d.sites for d in again.devices} == {"a1": ("dc1",), "b1": ("dc2",), "c1": ()}
