@@ -98,3 +98,33 @@ def test_http_sd_carries_the_sites_and_the_exporter_filters_on_them():
     bad = [{**groups[1], "labels": {**groups[1]["labels"], "__meta_wardops_sites": ",DC 1,"}}]
     with pytest.raises(TargetError, match=r"\$\[0\]\.labels\.__meta_wardops_sites: invalid site names"):
         devices_from_sd(bad)
+
+
+def test_metrics_endpoint_serves_the_site_info(tmp_path):
+    from exporter.web import WebServer
+    from tests.exporter.test_web import get
+
+    exp = exporter_for(tmp_path, site="dc1")
+    exp.start()
+    web = WebServer(exp, "127.0.0.1", 0).start()
+    try:
+        body = get(f"http://127.0.0.1:{web.port}/metrics")[1]
+        assert "# TYPE wardops_exporter_site_info gauge\n" in body
+        assert '\nwardops_exporter_site_info{exporter_site="dc1"} 1\n' in body
+        assert "\nwardops_exporter_inventory_devices 2\n" in body
+    finally:
+        web.stop()
+        exp.stop()
+
+
+def test_a_bad_site_flag_stops_the_exporter_before_it_starts(tmp_path):
+    import subprocess
+    import sys
+
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INVENTORY)
+    proc = subprocess.run([sys.executable, "-m", "wardops.cli", "exporter", "--inventory", str(inv),
+                           "--site", "DC 1", "--web.listen-address", "127.0.0.1:0"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "--site must be a probe site name matching [a-z0-9][a-z0-9._-]*, got 'DC 1'" in proc.stderr
