@@ -30,7 +30,7 @@ class StartupError(Exception):
 
 class Exporter:
     def __init__(self, source: FileSource | HttpSdSource, config: ExporterConfig, *, netns: str | None = None,
-                 shard: Shard | None = None, log: logging.Logger | None = None,
+                 shard: Shard | None = None, site: str | None = None, log: logging.Logger | None = None,
                  components: tuple[str, ...] = tuple(COMPONENTS), factories: dict | None = None,
                  config_path: str | None = None):
         self.source = source
@@ -41,6 +41,7 @@ class Exporter:
         self.config_success = 1
         self.netns = netns
         self.shard = shard
+        self.site_flag = site  # --site; wins over the config file's site.name
         self.log = log or logging.getLogger("wardops.exporter")
         self.component_names = components
         self.factories = factories or {}  # name -> callable(runtime) -> component (tests inject fakes)
@@ -130,7 +131,8 @@ class Exporter:
                 # Unchanged since the last good load (e.g. a 304 once the inventory service is back).
                 self.reload_success = 1
                 return True, "unchanged"
-            devices = inv.enabled_devices()
+            site = self.site
+            devices = tuple(d for d in inv.enabled_devices() if d.probed_from(site))
             if self.shard is not None:
                 devices = self.shard.select(devices)
             self.inventory, self.devices = inv, devices
@@ -141,8 +143,14 @@ class Exporter:
             self.reload_timestamp = time.time()
             if self.loop is not None:
                 self.loop.call_soon_threadsafe(self._apply, devices, inv)
-            self.log.info('msg="inventory loaded" source=%s devices=%d', self.source.describe(), len(devices))
+            self.log.info('msg="inventory loaded" source=%s site=%s devices=%d', self.source.describe(), site or "-",
+                          len(devices))
             return True, f"{len(devices)} devices"
+
+    @property
+    def site(self) -> str | None:
+        """The probe site this exporter stands in (None: every device, as with one site)."""
+        return self.site_flag or self.config.site.name
 
     def _apply(self, devices: tuple[Device, ...], inventory: Inventory) -> None:
         self.runtime.inventory = inventory
@@ -232,6 +240,8 @@ class Exporter:
 
     def _self_samples(self):
         out = [("wardops_exporter_build_info", self.build_labels, 1),
+               # Site names match [a-z0-9._-]* (validated): nothing to escape.
+               ("wardops_exporter_site_info", f'{{exporter_site="{self.site or ""}"}}', 1),
                ("wardops_exporter_config_reload_success", "", self.config_success),
                ("wardops_exporter_inventory_reload_success", "", self.reload_success),
                ("wardops_exporter_inventory_devices", "", len(self.devices))]

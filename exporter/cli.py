@@ -13,6 +13,7 @@ from exporter.web import WebServer, join_host_port, parse_listen
 from exporter.webconfig import WebConfigError, load_web_config
 from inventory import InventoryError, load_inventory
 from inventory.errors import report_problems
+from inventory.model import NAME_RE
 
 
 def configure(parser) -> None:
@@ -31,6 +32,9 @@ def configure(parser) -> None:
     parser.add_argument("--secrets.env-prefix", dest="secrets_env_prefix", metavar="PREFIX",
                         help="SNMP *_env references from the inventory must start with PREFIX (wins over the config)")
     parser.add_argument("--shard", metavar="i/n", help="probe only the branches with shard_of(region/branch, n) == i (a branch stays whole)")
+    parser.add_argument("--site", metavar="NAME",
+                        help="the probe site this exporter stands in (a settings `sites:` name; wins over the "
+                             "config's site.name): probe only devices whose inventory sites include it or name none")
     parser.add_argument("--netns", metavar="NAME", help="probe from inside this network namespace")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=(*LEVELS, "warning"),
                         help="debug | info | warn | error (tracebacks only at debug)")
@@ -51,6 +55,15 @@ def secrets_flags(args) -> SecretsSettings | None:
 
     fields = {k: v for k, v in (("directory", args.secrets_dir), ("env_prefix", args.secrets_env_prefix)) if v}
     return loads_config(f"secrets: {json.dumps(fields)}\n", "--secrets.* flags").secrets
+
+
+def site_flag(value: str | None) -> str | None:
+    """--site NAME, checked like the config file's site.name (ValueError names the flag)."""
+    if value is None:
+        return None
+    if not NAME_RE.match(value) or len(value) > 128:
+        raise ValueError(f"--site must be a probe site name matching [a-z0-9][a-z0-9._-]*, got {value!r}")
+    return value
 
 
 def check(args) -> int:
@@ -104,6 +117,7 @@ def run(args) -> int:
     try:
         cfg = load_config(args.config_file)
         shard = Shard.parse(args.shard) if args.shard else None
+        site = site_flag(args.site)
         host, port = parse_listen(args.listen)
     except ConfigError as exc:
         for p in exc.problems:
@@ -123,7 +137,8 @@ def run(args) -> int:
         log.warning('msg="web config key has no effect here" file=%s key=%s', args.web_config, key)
     source = open_source(args.inventory, cfg.inventory.timeout, args.inventory_token_file)
     source.secrets_override = secrets
-    exporter = Exporter(source, cfg, netns=args.netns, shard=shard, log=log, config_path=args.config_file)
+    exporter = Exporter(source, cfg, netns=args.netns, shard=shard, site=site, log=log,
+                        config_path=args.config_file)
     ok, message = exporter.refresh(force=True)
     if not ok and not args.inventory.startswith(("http://", "https://")):
         print(f"wardops exporter: {message}", file=sys.stderr)
@@ -139,8 +154,8 @@ def run(args) -> int:
         exporter.stop()
         print(f"wardops exporter: cannot listen on {args.listen}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    log.info('msg="listening" address=%s inventory=%s netns=%s shard=%s', join_host_port(host, web.port),
-             args.inventory, args.netns or "-", args.shard or "-")
+    log.info('msg="listening" address=%s inventory=%s netns=%s site=%s shard=%s', join_host_port(host, web.port),
+             args.inventory, args.netns or "-", exporter.site or "-", args.shard or "-")
     signal.signal(signal.SIGHUP, lambda *_: exporter.request_reload())
     signal.signal(signal.SIGTERM, lambda *_: exporter.stop())
     try:

@@ -130,6 +130,10 @@ class SiteSettings:
     wardops_probe_site_canary_up, so a site that loses its network is one page, not one per branch."""
 
     canaries: tuple[str, ...] = ()  # canonical IP literals
+    # The site's name, as in the generator settings' `sites:` (`--site` wins): the exporter probes
+    # only the devices whose inventory `sites:` include it (and those naming none). None: every
+    # device, as with one site; wardops_exporter_site_info then shows an empty exporter_site.
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +210,8 @@ def build_config(data: object, chk: Checker, source: str = "") -> ExporterConfig
             "max_bytes": lambda v, p: chk.integer(v, p, 1024, 1 << 34),
             "max_drop_share": lambda v, p: chk.number(v, p, 0, 1),  # 1: never hold
             "hold_time": lambda v, p: chk.seconds(v, p, 0.0, 7 * 86400, inclusive=True)}),
-        ("site", SiteSettings, {"canaries": lambda v, p: _canaries(chk, v, p)}),
+        ("site", SiteSettings, {"canaries": lambda v, p: _canaries(chk, v, p),
+                                "name": lambda v, p: chk.name(v, p, "a probe site name")}),
         ("secrets", SecretsSettings, {"directory": lambda v, p: _absolute_dir(chk, v, p),
                                       "env_prefix": lambda v, p: _env_prefix(chk, v, p)}),
     ):

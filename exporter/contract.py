@@ -121,7 +121,11 @@ SELF_FAMILIES = (
     Family("wardops_exporter_inventory_reload_success", "gauge", "1 if the last inventory (re)load succeeded."),
     Family("wardops_exporter_inventory_reload_timestamp_seconds", "gauge",
            "When the inventory was last loaded successfully (UTC epoch)."),
-    Family("wardops_exporter_inventory_devices", "gauge", "Devices of the inventory set in use (after --shard)."),
+    Family("wardops_exporter_inventory_devices", "gauge",
+           "Devices of the inventory set in use (after --site and --shard)."),
+    Family("wardops_exporter_site_info", "gauge",
+           "Always 1; the probe site this exporter was started for (--site or site.name; empty: none, so it "
+           "probes every device).", ("exporter_site",)),
     Family("wardops_exporter_inventory_reload_held", "gauge",
            "1 while an inventory answer removing more than inventory.max_drop_share of the devices is held."),
     Family("wardops_exporter_inventory_held_removals", "gauge", "Devices the held inventory answer would remove."),

@@ -34,6 +34,7 @@ from inventory.model import (
     NAME_RE,
     ROLES,
     SD_META_LABEL_PREFIX,
+    SD_META_SITES,
     SD_META_SNMP,
     Device,
     Inventory,
@@ -41,6 +42,7 @@ from inventory.model import (
     frozen_labels,
     shard_key,
     shard_of,
+    sites_from_meta,
 )
 from inventory.secrets import Secret, SecretError
 
@@ -454,10 +456,14 @@ def devices_from_sd(data: object) -> tuple[Device, ...]:
             problems.append(f"{where}.labels: device {short(name)} lacks {', '.join(missing)}")
             continue
         extra = {k[len(SD_META_LABEL_PREFIX):]: v for k, v in labels.items() if k.startswith(SD_META_LABEL_PREFIX)}
+        sites = sites_from_meta(labels.get(SD_META_SITES, ""))
+        if any(not NAME_RE.match(s) for s in sites):
+            problems.append(f"{where}.labels.{SD_META_SITES}: invalid site names {short(labels[SD_META_SITES])}")
+            continue
         names.add(name)
         devices.append(Device(name=name, ip=ip, region=labels["region"], branch=labels["branch"], role=role,
                               isp=labels.get("isp") or None, snmp=labels.get(SD_META_SNMP),
-                              labels=frozen_labels(extra), location=where))
+                              labels=frozen_labels(extra), sites=sites, location=where))
     if problems:
         shown = "; ".join(problems[:5]) + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else "")
         raise TargetError(f"invalid HTTP SD: {shown}")

@@ -33,7 +33,7 @@ def source_name(path: str) -> str:
 def run(args) -> int:
     try:
         settings = load_settings(args.settings)
-        inv = load_inventory(args.inventory)
+        inv = load_inventory(args.inventory, settings.site_names)
         files = generate_files(inv, settings, source_name(args.inventory))
     except ConfigError as exc:  # InventoryError, SettingsError
         for problem in exc.problems:

@@ -45,7 +45,7 @@ STACK_METRICS = frozenset({"up", "ALERTS", "scrape_duration_seconds", "scrape_sa
 KNOWN_METRICS = EXPORTER_METRICS | STACK_METRICS | {name for name, _ in RECORDING_RULES}
 
 UIDS = {"overview": "wardops-overview", "region": "wardops-region", "device": "wardops-device",
-        "sla": "wardops-sla", "exporter": "wardops-exporter"}
+        "sla": "wardops-sla", "exporter": "wardops-exporter", "sites": "wardops-sites"}
 
 # Series whose value is a state, not a quantity: the contract's gauges documented as "1 if ...",
 # vmagent's `up` and the recording rule that takes the max of ISP uplink states.
@@ -336,6 +336,55 @@ def _exporter(stamp: str) -> db.Dashboard:
                                "{{instance}}")], 8, 5, instant=True))
     d = d.with_panel(L.panel(_columns(table.Panel(), {"instance": "Exporter", "version": "Version"}, value=None),
                              "Build", [(f"wardops_exporter_build_info{{{inst}}}", "")], 8, 5, table=True))
+    # vmagent's `site` (where the settings put the exporter) beside the exporter's own --site: an
+    # empty or different "started for" is an exporter probing devices its site should not.
+    d = d.with_row(L.row("Probe site"))
+    d = d.with_panel(L.panel(_columns(table.Panel(), {"instance": "Exporter", "site": "Scraped as site",
+                                                      "exporter_site": "Started for site (--site)"}, value=None),
+                             "Probe site per exporter", [(f"wardops_exporter_site_info{{{inst}}}", "")], 16, 6,
+                             table=True))
+    d = d.with_panel(L.panel(_count_stat(1, "orange"), "Exporters with another or no site",
+                             [('count(ALERTS{alertname="ExporterSiteMismatch", alertstate="firing"}) or vector(0)',
+                               "ExporterSiteMismatch")], 8, 6, instant=True))
+    return d
+
+
+def _sites(stamp: str) -> db.Dashboard:
+    """What each probe site sees of the same devices: RTT side by side (one panel per site), branch
+    RTT and states by site, and each site's own health (canaries, disagreement)."""
+    L = _Layout()
+    sel = 'region=~"$region", branch=~"$branch", device=~"$device", site=~"$site"'
+    d = (_base(UIDS["sites"], "wardops / Probe sites", stamp, ["sites"])
+         .with_variable(_var("site", "label_values(wardops_icmp_up, site)", "Probe site"))
+         .with_variable(_var("region", "label_values(wardops_icmp_up, region)", "Region"))
+         .with_variable(_var("branch", 'label_values(wardops_icmp_up{region=~"$region"}, branch)', "Branch"))
+         .with_variable(_var("device", 'label_values(wardops_icmp_up{region=~"$region", branch=~"$branch"}, device)',
+                             "Device")))
+    d = d.with_row(L.row("Round-trip time by site"))
+    d = d.with_panel(L.panel(timeseries.Panel().unit("s").repeat("site").repeat_direction("h")
+                             .data_links([_to_device()]), "Round-trip time from $site",
+                             [(f"wardops_icmp_rtt_seconds{{{sel}}}", "{{device}}")], 12, 8))
+    d = d.with_panel(L.panel(timeseries.Panel().unit("s").data_links([_to_region()]), "Branch round-trip time by site",
+                             [(f"avg by (site, region, branch) (wardops_icmp_rtt_seconds{{{sel}}})",
+                               "{{branch}} from {{site}}")], 24, 8))
+    d = d.with_row(L.row("State and loss by site"))
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()).data_links([_to_device()]), "Device state by site",
+                             [(f"wardops_icmp_up{{{sel}}}", "{{device}} from {{site}}")], 24, 8))
+    d = d.with_panel(L.panel(_state(statetimeline.Panel(), tristate=True).data_links([_to_region()]),
+                             "Branch verdict by site",
+                             [('wardops_icmp_branch_up{region=~"$region", branch=~"$branch", site=~"$site"}',
+                               "{{branch}} from {{site}}")], 12, 8))
+    d = d.with_panel(L.panel(timeseries.Panel().unit("percentunit").min(0).data_links([_to_device()]),
+                             "Packet loss by site", [(f"wardops_icmp_loss_ratio{{{sel}}}", "{{device}} from {{site}}")],
+                             12, 8))
+    d = d.with_row(L.row("Site health"))
+    d = d.with_panel(L.panel(_state(statetimeline.Panel()), "Canaries by site",
+                             [('wardops_probe_site_canary_up{site=~"$site"}', "{{site}} {{canary}}")], 12, 6))
+    # The ProbeSiteDegraded measure: devices this site sees DOWN that another site sees UP.
+    d = d.with_panel(L.panel(timeseries.Panel().min(0), "Devices down here, up from another site",
+                             [('count by (site) (wardops_icmp_up{site=~"$site"} == 0 and on(device) '
+                               '(wardops_icmp_up == 1)) or count by (site) (wardops_icmp_up{site=~"$site"}) * 0',
+                               "{{site}}")], 12, 6))
     return d
 
 
@@ -347,6 +396,7 @@ def build_dashboards(source_stamp: str, settings: Settings) -> dict[str, dict]:
         "device.json": _device(source_stamp),
         "sla.json": _sla(source_stamp),
         "exporter.json": _exporter(source_stamp),
+        "sites.json": _sites(source_stamp),
     }
     return {name: json.loads(json.dumps(b.build(), cls=JSONEncoder)) for name, b in builders.items()}
 

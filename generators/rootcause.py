@@ -11,12 +11,15 @@ wardops_probe_site_canary_up per canary; `site` comes from vmagent's target labe
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from generators.output import regex_escape
-from generators.topology import BranchKey, Model, Node
+from generators.topology import BranchInfo, BranchKey, Model, Node, build_model
+from inventory.model import Inventory
 
 UP = "wardops_icmp_up"
 SINCE = "wardops_icmp_last_change_timestamp_seconds"
@@ -79,22 +82,68 @@ def union(metric: str, sels: list[str], cond: str = "") -> str:
     return parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
 
 
+@dataclass(frozen=True, slots=True)
+class SitedModel(Model):
+    """The model plus what each probe site sees of it, when the inventory's `sites:` keep some
+    devices from some sites: an exporter exports series (and computes branch verdicts) only for
+    the devices its site probes, so "every branch behind a node is dark" has a count per site."""
+
+    # (site, its branches: only the devices it probes), in settings order; sites probing nothing omitted
+    per_site: tuple[tuple[str, Mapping[BranchKey, BranchInfo]], ...] = ()
+
+
+def with_sites(model: Model, inv: Inventory, sites: tuple[str, ...]) -> Model:
+    """`model` itself unless two or more sites probe different devices (then a SitedModel)."""
+    if len(sites) < 2 or not any(d.sites for d in inv.devices if d.enabled):
+        return model
+    per_site = []
+    for site in sites:
+        seen = Inventory(devices=tuple(d for d in inv.devices if d.enabled and d.probed_from(site)))
+        branches = build_model(seen).branches
+        if branches:
+            per_site.append((site, branches))
+    return SitedModel(**{f.name: getattr(model, f.name) for f in dataclasses.fields(Model)},
+                      per_site=tuple(per_site))
+
+
+def _dark_terms(model: Model, branches: Mapping[BranchKey, BranchInfo], keys: list[BranchKey], deciding: bool,
+                extra: list[str]) -> str:
+    verdict = [k for k in keys if branches[k].has_verdict]
+    plain = [k for k in keys if not branches[k].has_verdict]
+    terms = []
+    if verdict:
+        cond = " <= 0" if deciding else " == 0"
+        terms.append(f"count by (site) ({union(BRANCH_UP, selectors(model, verdict, extra), cond)}) >= {len(verdict)}")
+    if plain:
+        n = sum(len(branches[k].devices) for k in plain)
+        terms.append(f"count by (site) ({union(UP, selectors(model, plain, extra), ' == 0')}) >= {n}")
+    return " and on(site) ".join(f"({t})" for t in terms)
+
+
 def node_dark(model: Model, node: Node, deciding: bool = False) -> str:
     """{site} series present while every branch behind `node` is dark: branches with a verdict by
     wardops_icmp_branch_up == 0, branches without one (a lone device, uplinks only) by all their
     devices DOWN. With `deciding`, a verdict still being decided (-1) counts as dark: what the
     lower levels are held back by, so a branch decided half a second before its neighbours behind
-    the same core does not page on its own."""
-    verdict = [k for k in node.branches if model.branches[k].has_verdict]
-    plain = [k for k in node.branches if not model.branches[k].has_verdict]
-    terms = []
-    if verdict:
-        cond = " <= 0" if deciding else " == 0"
-        terms.append(f"count by (site) ({union(BRANCH_UP, selectors(model, verdict), cond)}) >= {len(verdict)}")
-    if plain:
-        n = sum(len(model.branches[k].devices) for k in plain)
-        terms.append(f"count by (site) ({union(UP, selectors(model, plain), ' == 0')}) >= {n}")
-    return " and on(site) ".join(f"({t})" for t in terms)
+    the same core does not page on its own.
+
+    With a SitedModel each site is judged by what it probes behind the node (its own counts and
+    verdicts), one `site="..."` term per site that probes anything there."""
+    per_site = getattr(model, "per_site", ())
+    if not per_site:
+        return _dark_terms(model, model.branches, list(node.branches), deciding, [])
+    parts = []
+    for site, branches in per_site:
+        keys = [k for k in node.branches if k in branches]
+        if keys:
+            parts.append(_dark_terms(model, branches, keys, deciding, [f"site={quote(site)}"]))
+    return " or ".join(f"({p})" for p in parts)
+
+
+def node_probing(model: Model, node: Node) -> str:
+    """{site} series for every site with a device series behind `node`: the sites whose consensus
+    an UpstreamDown / RegionDown needs (a site that probes nothing there has no say)."""
+    return f"count by (site) ({union(UP, selectors(model, node.branches))})"
 
 
 def held(expr: str, hold: str) -> str:
@@ -124,26 +173,28 @@ def blind_share(configured: float, largest_unit: int, total: int) -> float | Non
 
 def probe_site_blind(model: Model, configured_share: float) -> str:
     """{site} series while the probe site is blind: every canary DOWN, or a share of its ISP
-    uplinks / branches / devices dark that no single upstream or region reaches."""
+    uplinks / branches / devices dark that no single upstream or region reaches. With a
+    SitedModel the shares are each site's own (what it probes): a site that probes one region
+    only cannot tell that region's outage from its own blindness by shares, only by canaries."""
     terms = [f"(count by (site) ({CANARY_UP} == 0) >= count by (site) ({CANARY_UP}))"]
     tops = model.top_nodes()
     covered = {k for n in tops for k in n.branches}
-    infos = model.branches
+    for site, infos in getattr(model, "per_site", ()) or ((None, model.branches),):
+        def largest(unit_count, infos=infos) -> int:
+            sizes = [sum(unit_count(infos[k]) for k in n.branches if k in infos) for n in tops]
+            sizes += [unit_count(infos[k]) for k in infos if k not in covered]
+            return max(sizes, default=0)
 
-    def largest(unit_count) -> int:
-        sizes = [sum(unit_count(infos[k]) for k in n.branches) for n in tops]
-        sizes += [unit_count(infos[k]) for k in infos if k not in covered]
-        return max(sizes, default=0)
-
-    for metric, selector, count in (
-        (UP, '{role="isp"}', lambda b: len(b.uplinks)),
-        (BRANCH_UP, "", lambda b: 1 if b.has_verdict else 0),
-        (UP, "", lambda b: len(b.devices)),
-    ):
-        total = sum(count(b) for b in infos.values())
-        share = blind_share(configured_share, largest(count), total)
-        if share is not None:
-            terms.append(share_term(metric, selector, share))
+        on_site = [f"site={quote(site)}"] if site is not None else []
+        for metric, matchers, count in (
+            (UP, [*on_site, 'role="isp"'], lambda b: len(b.uplinks)),
+            (BRANCH_UP, on_site, lambda b: 1 if b.has_verdict else 0),
+            (UP, on_site, lambda b: len(b.devices)),
+        ):
+            total = sum(count(b) for b in infos.values())
+            share = blind_share(configured_share, largest(count), total)
+            if share is not None:
+                terms.append(share_term(metric, "{" + ", ".join(matchers) + "}" if matchers else "", share))
     return " or ".join(terms)
 
 

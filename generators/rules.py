@@ -35,7 +35,7 @@ DEVICE_SCOPE = ("device", "ip", "role", "region", "branch")
 ALERT_NAMES = ("ProbeSiteBlind", "ProbeSiteDegraded", "UpstreamDown", "RegionDown", "BranchDown", "IspLinkDown", "DeviceDown",
                "DeviceFlapping", "HighPacketLoss", "HighLatency", "InterfaceDown", "InterfaceFlapping",
                "SnmpUnreachable", "ExporterDown", "ExporterTargetsDropped", "InventoryReloadHeld",
-               "ProbeRoundsStalled", "ProbeRoundOverrun", "InventoryReloadFailed", "Watchdog")
+               "ProbeRoundsStalled", "ProbeRoundOverrun", "InventoryReloadFailed", "ExporterSiteMismatch", "Watchdog")
 
 # HighPacketLoss judges a device only over this many packets (100 s of the default policy, 3 packets
 # a second):
@@ -129,6 +129,27 @@ def _alert(name: str, expr: str, severity: str, scope: str, texts: dict, setting
     return rule
 
 
+SITE_INFO = "wardops_exporter_site_info"
+EXPORTER_SITE_TEXTS = {"ExporterSiteMismatch": {
+    "summary": "Exporter {{ $labels.instance }} in probe site {{ $labels.site }} was started for site "
+               "'{{ $labels.exporter_site }}'",
+    "description": "vmagent scrapes {{ $labels.instance }} as probe site {{ $labels.site }}, but the exporter "
+                   "stands in site '{{ $labels.exporter_site }}' (--site or site.name; empty: none, so it probes "
+                   "every device, also those the inventory keeps from this site, and its view enters the "
+                   "consensus for targets this site does not probe). Start it with --site {{ $labels.site }}."}}
+
+
+def exporter_site_mismatch() -> str:
+    """{site, instance, exporter_site} series for an exporter whose own site name (--site) differs
+    from the `site` label vmagent gives its target, or that has none while another exporter has
+    one. label_replace copies `site` into `exporter_site`: the series matches itself only when the
+    two are equal. Several sites only: with one, exporters without --site are the normal case."""
+    same = f'label_replace({SITE_INFO}, "exporter_site", "$1", "site", "(.*)")'
+    wrong = f'{SITE_INFO}{{exporter_site!=""}} unless on(site, instance, exporter_site) {same}'
+    unset = f'{SITE_INFO}{{exporter_site=""}} and on() (count({SITE_INFO}{{exporter_site!=""}}) > 0)'
+    return f"({wrong}) or ({unset})"
+
+
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}es" if word.endswith("ch") else f"{n} {word}s"
 
@@ -147,7 +168,7 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                             if labels and "threshold" in labels else texts)
         return _alert(name, expr, severity, scope, own, settings, str(for_), labels)
 
-    model = build_model(inv)
+    model = rc.with_sites(build_model(inv), inv, settings.site_names)
     hold = str(t.recovery_hold)
     blind = rc.probe_site_blind(model, t.probe_site_blind_share)
     multi = settings.multi_site
@@ -184,7 +205,6 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                       alert("ProbeSiteDegraded", unhealthy, "critical", "site", own_texts=site_texts)]
     else:
         root_rules = [alert("ProbeSiteBlind", blind, "critical", "site")]
-    sites_up = f"count by (site) ({rc.UP})"
     for node, expr in rc.node_rules(model, blind, hold):
         behind = f"{_plural(len(node.branches), 'branch')}, {_plural(node.device_count, 'device')}"
         name = go_literal(node.name)
@@ -204,7 +224,7 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
                                f"({behind}): one page for all of them. Their branch and device alerts "
                                f"are held while it lasts and for {hold} after."}}
             labels = {"upstream": node.name}
-        root_rules.append(alert(node.alert, agree(expr, sites_up, ()), "critical", "upstream", labels=labels,
+        root_rules.append(alert(node.alert, agree(expr, rc.node_probing(model, node), ()), "critical", "upstream", labels=labels,
                                 own_texts=node_texts))
     def branch_part(chain, keys):
         # $value = when the branch went dark; uplinks/providers name whom to call.
@@ -302,6 +322,9 @@ def build_rule_groups(inv: Inventory, settings: Settings) -> dict[str, list[dict
               "unless on(site, instance) (wardops_exporter_inventory_reload_held == 1)", "warning", "exporter",
               "1m"),
     ]
+    if multi:
+        exporter_rules.append(alert("ExporterSiteMismatch", exporter_site_mismatch(), "warning", "exporter", "1m",
+                                    own_texts=EXPORTER_SITE_TEXTS))
     pipeline_rules = [alert("Watchdog", "vector(1)", "none", "pipeline")]
     recording = [{"record": name, "expr": expr} for name, expr in RECORDING_RULES]
     return {

@@ -187,6 +187,13 @@ class Settings:
     def multi_site(self) -> bool:
         return len(self.probe_sites) >= 2
 
+    @property
+    def site_names(self) -> tuple[str, ...]:
+        """What an inventory's `sites:` may name: these sites, also with one site (an inventory
+        prepared for a second site names the first one already; any other name is a typo or a
+        site the settings do not run, whose devices no exporter would probe)."""
+        return tuple(site.name for site in self.probe_sites)
+
 
 DEFAULT_SETTINGS = Settings()
 

@@ -41,7 +41,9 @@ def build_scrape_config(settings: Settings) -> dict:
             "job_name": PROBE_JOB, "scheme": settings.exporter_scheme, "metrics_path": "/probe",
             "params": {"module": ["icmp"]}, "scrape_interval": "60s", "scrape_timeout": "10s",
             # vmagent 1.79.5 rejects refresh_interval here: -promscrape.httpSDCheckInterval sets it.
-            "http_sd_configs": [{"url": settings.inventory_url.rstrip("/") + "/api/v1/sd"}],
+            # With several sites the probes go through the first site's exporter: only its devices.
+            "http_sd_configs": [{"url": settings.inventory_url.rstrip("/") + "/api/v1/sd"
+                                 + (f"?site={settings.site}" if settings.multi_site else "")}],
             "relabel_configs": [
                 {"source_labels": ["__address__"], "target_label": "__param_target"},
                 {"source_labels": ["__param_target"], "target_label": "instance"},

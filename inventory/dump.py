@@ -27,6 +27,8 @@ def device_data(d: Device, ruled: frozenset[str] = frozenset()) -> dict:
         out["enabled"] = d.enabled
     if d.labels:
         out["labels"] = dict(d.labels)
+    if d.sites:
+        out["sites"] = list(d.sites)
     return out
 
 
@@ -62,7 +64,8 @@ def rule_data(r: ClassifyRule) -> dict:
     for key in ("region", "branch"):
         if getattr(m, key) is not None:
             match[key] = getattr(m, key)
-    return {"match": match, "set": {k: (dict(v) if k == "labels" else v) for k, v in r.set.items()}}
+    return {"match": match, "set": {k: (dict(v) if k == "labels" else list(v) if k == "sites" else v)
+                                    for k, v in r.set.items()}}
 
 
 def window_data(w: MaintenanceWindow) -> dict:

@@ -42,8 +42,15 @@ class Device:
     snmp: str | None = None
     enabled: bool = True
     labels: Mapping[str, str] = field(default_factory=lambda: EMPTY_LABELS)
+    # The probe sites (settings `sites:` names) whose exporters probe this device; empty: every site.
+    sites: tuple[str, ...] = ()
     # Where the device was defined ("file:line" or a JSON path); for messages only.
     location: str = field(default="", compare=False)
+
+    def probed_from(self, site: str | None) -> bool:
+        """Whether the exporter of probe site `site` probes this device (None: an exporter started
+        without a site name probes everything, as with one site)."""
+        return site is None or not self.sites or site in self.sites
 
     @property
     def ip_version(self) -> int:
@@ -257,3 +264,14 @@ def shard_of(key: str, shards: int) -> int:
 # targets [ip], labels = Device.target_labels() plus these meta labels.
 SD_META_SNMP = "__meta_wardops_snmp_profile"  # SNMP profile name, absent without SNMP
 SD_META_LABEL_PREFIX = "__meta_wardops_label_"  # + extra label name -> value
+# The device's probe sites, comma-separated with a comma on each side (",dc1,dc2,", so a relabel
+# regex `.*,dc1,.*` matches one name exactly, as Prometheus' Consul SD writes tags); absent: every site.
+SD_META_SITES = "__meta_wardops_sites"
+
+
+def sites_meta(sites: tuple[str, ...]) -> str:
+    return "," + ",".join(sites) + ","
+
+
+def sites_from_meta(text: str) -> tuple[str, ...]:
+    return tuple(s for s in text.split(",") if s)

@@ -40,8 +40,8 @@ from inventory.strict import INVALID, MAX_TEXT, Checker, field_default, label_va
 TOP_KEYS = ("classify", "snmp_profiles", "maintenance", "devices", "topology")
 TOPOLOGY_KEYS = ("region_upstreams", "upstreams")
 UPSTREAM_KEYS = ("devices", "upstream", "regions", "branches")
-DEVICE_KEYS = ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels")
-SETTABLE_KEYS = ("role", "isp", "region", "branch", "snmp", "enabled", "labels")
+DEVICE_KEYS = ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels", "sites")
+SETTABLE_KEYS = ("role", "isp", "region", "branch", "snmp", "enabled", "labels", "sites")
 MATCH_KEYS = ("ip_last_octet", "ip_in", "name_regex", "labels", "region", "branch")
 SECRET_FIELDS = ("community", "auth_key", "priv_key")
 PROFILE_KEYS = ("version", "username", "auth_protocol", "priv_protocol", "port", "timeout", "retries",
@@ -68,6 +68,33 @@ def json_locator(path: Path_) -> str:
 class _Checker(Checker):
     """The kit's checker plus the inventory's label rules."""
 
+    # The probe site names of the generator settings (`sites:`, or the one `site:`) when the
+    # inventory is checked against them; None: any well-formed name (the inventory alone).
+    known_sites: tuple[str, ...] | None = None
+
+    def sites(self, value: object, path: Path_) -> tuple[str, ...] | None:
+        """`sites: [NAME, ...]`: which probe sites probe the device; at least one (a device no site
+        probes is `enabled: false`), each once, each a site the settings define (when known)."""
+        items = self.seq(value, path, "a non-empty list of probe site names", null_ok=False, non_empty=True)
+        if items is None:
+            return None
+        out: list[str] = []
+        ok = True
+        for j, item in enumerate(items):
+            name = self.name(item, path + (j,), "a probe site name")
+            if name is INVALID:
+                ok = False
+            elif name in out:
+                self.error(path + (j,), f"duplicate site {quote(name)}")
+                ok = False
+            elif self.known_sites is not None and name not in self.known_sites:
+                self.error(path + (j,), f"unknown probe site {quote(name)} (the settings define: "
+                                        f"{', '.join(self.known_sites)})")
+                ok = False
+            else:
+                out.append(name)
+        return tuple(out) if ok else None
+
     def labels(self, value: object, path: Path_) -> dict[str, str] | None:
         """Extra labels: valid names, not reserved, values that are safe label values."""
         if not isinstance(value, dict):
@@ -93,9 +120,13 @@ class _Checker(Checker):
         return out if ok else None
 
 
-def build_inventory(data: object, locate: Locator = json_locator, source: str = "") -> Inventory:
-    """Validate `data` and return the Inventory, or raise InventoryError listing every problem."""
+def build_inventory(data: object, locate: Locator = json_locator, source: str = "",
+                    known_sites: tuple[str, ...] | None = None) -> Inventory:
+    """Validate `data` and return the Inventory, or raise InventoryError listing every problem.
+    `known_sites`: the probe site names the generator settings define; a `sites:` naming another
+    is then an error at its line (None: names are checked for form only)."""
     chk = _Checker(locate)
+    chk.known_sites = tuple(known_sites) if known_sites is not None else None
     if data is None:
         data = {}
     top = chk.mapping(data, (), TOP_KEYS)
@@ -342,6 +373,10 @@ def _fields(chk: _Checker, m: dict, p: Path_, profiles: dict) -> dict:
         labels = chk.labels(m["labels"], p + ("labels",))
         if labels is not None:
             out["labels"] = labels
+    if "sites" in m:
+        sites = chk.sites(m["sites"], p + ("sites",))
+        if sites is not None:
+            out["sites"] = sites
     return out
 
 
@@ -392,7 +427,7 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
             else:
                 first_ip[key] = (name or f"#{i + 1}", where)
         if chk.count() == before:
-            kw = {k: v for k, v in fields.items() if k in ("role", "snmp", "enabled")}
+            kw = {k: v for k, v in fields.items() if k in ("role", "snmp", "enabled", "sites")}
             if role == "isp" and fields.get("isp") is not None:
                 kw["isp"] = fields["isp"]
             devices.append(Device(name=name, ip=ip.compressed, region=fields["region"], branch=fields["branch"],

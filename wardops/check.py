@@ -1,17 +1,21 @@
-"""`wardops check INVENTORY`: every error with file:line (exit 1), or a one-line summary (exit 0)."""
+"""`wardops check INVENTORY [--settings SETTINGS]`: every error with file:line (exit 1), or a
+one-line summary (exit 0). With the generator settings, the inventory's `sites:` names are checked
+against the probe sites the settings define, and the settings' own errors are listed too."""
 
 from __future__ import annotations
 
 import sys
 
 from inventory import InventoryError, load_inventory
-from inventory.errors import report_problems
+from inventory.errors import ConfigError, report_problems
 from inventory.model import Inventory
 from inventory.secrets import SecretError, value_problem
 
 
 def configure(parser) -> None:
     parser.add_argument("inventory", help="inventory YAML file")
+    parser.add_argument("--settings", help="generator settings YAML: also check it, and the inventory's "
+                                           "`sites:` names against its probe sites")
     parser.add_argument("--secrets", action="store_true",
                         help="also resolve every SNMP secret reference and check its format (values never shown)")
     parser.set_defaults(func=run)
@@ -46,8 +50,17 @@ def secret_problems(inv: Inventory) -> list[str]:
 
 
 def run(args) -> int:
+    known_sites = None
+    if getattr(args, "settings", None):
+        from generators.settings import load_settings
+
+        try:
+            known_sites = load_settings(args.settings).site_names
+        except ConfigError as exc:
+            report_problems(exc.problems, args.settings)
+            return 1
     try:
-        inv = load_inventory(args.inventory)
+        inv = load_inventory(args.inventory, known_sites)
     except InventoryError as exc:
         report_problems(exc.problems, args.inventory)
         return 1

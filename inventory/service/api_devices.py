@@ -28,6 +28,7 @@ def device_json(row) -> dict:
     return {
         "name": row.name, "ip": row.ip, "region": row.region, "branch": row.branch, "role": row.role,
         "isp": row.isp, "snmp": row.snmp, "enabled": row.enabled, "labels": json.loads(row.labels),
+        "sites": json.loads(row.sites),
         "explicit": json.loads(row.spec),
         "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
     }

@@ -13,7 +13,17 @@ import re
 
 from flask import Blueprint, current_app, request
 
-from inventory.model import ROLES, SD_META_LABEL_PREFIX, SD_META_SNMP, Inventory, shard_key, shard_of
+from inventory.model import (
+    NAME_RE,
+    ROLES,
+    SD_META_LABEL_PREFIX,
+    SD_META_SITES,
+    SD_META_SNMP,
+    Inventory,
+    shard_key,
+    shard_of,
+    sites_meta,
+)
 from inventory.service.auth import READ, require
 from inventory.service.errors import ApiError
 from inventory.service.web import query, store
@@ -46,10 +56,23 @@ def _shard(params: dict) -> tuple[int, int] | None:
     return int(i), int(n)
 
 
-def sd_groups(inv: Inventory, role=frozenset(), exclude_role=frozenset(), shard=None) -> list[dict]:
+def _site(params: dict) -> str | None:
+    if "site" not in params:
+        return None
+    site = params["site"]
+    if not NAME_RE.match(site) or len(site) > 128:
+        raise ApiError(400, "bad_request", "site must be a probe site name like dc1",
+                       [{"message": "want a site name", "location": "query.site", "field": "site"}])
+    return site
+
+
+def sd_groups(inv: Inventory, role=frozenset(), exclude_role=frozenset(), shard=None, site=None) -> list[dict]:
+    """`site`: only the devices that probe site probes (those naming it, and those naming none)."""
     out = []
     for d in inv.devices:
         if not d.enabled or (role and d.role not in role) or d.role in exclude_role:
+            continue
+        if not d.probed_from(site):
             continue
         if shard is not None and shard_of(shard_key(d), shard[1]) != shard[0]:
             continue
@@ -58,6 +81,8 @@ def sd_groups(inv: Inventory, role=frozenset(), exclude_role=frozenset(), shard=
             labels[SD_META_SNMP] = d.snmp
         for key, value in d.labels.items():
             labels[SD_META_LABEL_PREFIX + key] = value
+        if d.sites:
+            labels[SD_META_SITES] = sites_meta(d.sites)
         out.append({"targets": [d.ip], "labels": labels})
     return out
 
@@ -65,8 +90,8 @@ def sd_groups(inv: Inventory, role=frozenset(), exclude_role=frozenset(), shard=
 @bp.get("/sd")
 @require(READ)
 def sd():
-    params = query(("role", "exclude_role", "shard"))
-    key = ("sd", _roles(params, "role"), _roles(params, "exclude_role"), _shard(params))
+    params = query(("role", "exclude_role", "shard", "site"))
+    key = ("sd", _roles(params, "role"), _roles(params, "exclude_role"), _shard(params), _site(params))
     snap = store().snapshot()
     if snap.inventory is None:
         raise ApiError(503, "unavailable", "the stored inventory does not validate (see /healthz)")

@@ -25,6 +25,7 @@ from sqlalchemy import (
     create_engine,
     event,
     insert,
+    inspect,
     select,
     text,
 )
@@ -89,6 +90,7 @@ devices_table = Table(
     Column("snmp", String()),
     Column("enabled", Boolean, nullable=False),
     Column("labels", Text, nullable=False),  # resolved labels, JSON object
+    Column("sites", Text, nullable=False, server_default="[]"),  # resolved probe sites, JSON list ([]: all)
     Column("spec", Text, nullable=False),  # explicit fields as sent, JSON object
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
@@ -128,9 +130,19 @@ def _migrate_1(conn) -> None:
     conn.execute(insert(state_table).values(id=1, generation=1, changed_at=utcnow()))
 
 
+def _migrate_2(conn) -> None:
+    # A database created by this version already has the column (_migrate_1 creates the tables
+    # as defined above); one created before it gets the column, every row "all sites" (the
+    # loader refused `sites:` until then, so no stored spec can name one).
+    columns = {c["name"] for c in inspect(conn).get_columns(devices_table.name)}
+    if "sites" not in columns:
+        conn.execute(text(f"ALTER TABLE {devices_table.name} ADD COLUMN sites TEXT NOT NULL DEFAULT '[]'"))
+
+
 # version -> (description, function). Append new versions; never edit an applied one.
 MIGRATIONS = {
     1: ("devices, snmp profiles, classify rules, maintenance windows, generation", _migrate_1),
+    2: ("devices.sites: the probe sites of each device", _migrate_2),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

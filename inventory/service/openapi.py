@@ -39,6 +39,7 @@ PROFILE_FIELDS = {
 DEVICE_FIELDS = {
     "name": STR, "ip": STR, "region": STR, "branch": STR, "role": {"type": "string", "enum": list(ROLES)},
     "isp": NSTR, "snmp": NSTR, "enabled": BOOL, "labels": LABELS,
+    "sites": {"type": "array", "items": STR, "description": "probe sites that probe the device; [] (resolved): all"},
 }
 WINDOW_FIELDS = {
     "name": STR, "branches": {"type": "array", "items": STR}, "regions": {"type": "array", "items": STR},
@@ -55,7 +56,7 @@ SCHEMAS = {
     "Device": obj({**DEVICE_FIELDS, "explicit": ref("DeviceInput"),
                    "created_at": {"type": "string", "format": "date-time"},
                    "updated_at": {"type": "string", "format": "date-time"}},
-                  ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels", "explicit",
+                  ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels", "sites", "explicit",
                    "created_at", "updated_at")),
     "DeviceList": obj({"items": {"type": "array", "items": ref("Device")}, "total": INT, "limit": INT,
                        "offset": {"type": "integer", "nullable": True}, "has_more": BOOL, "next_cursor": NSTR},
@@ -195,7 +196,9 @@ def document() -> dict:
                       {200: {"type": "array", "items": ref("SdGroup")}, 304: None}, READ_ERRORS, params=[
                           _q("role", ROLE_LIST), _q("exclude_role", ROLE_LIST),
                           _q("shard", {"type": "string", "pattern": "^[0-9]+/[0-9]+$"},
-                             "i/n: devices with shard_of(region/branch, n) == i: a branch stays whole")]),
+                             "i/n: devices with shard_of(region/branch, n) == i: a branch stays whole"),
+                          _q("site", STR, "probe site name: only the devices that site probes "
+                                          "(sites naming it, or none)")]),
         },
         "/healthz": {
             "get": {"summary": "Database and inventory status", "security": [{}],

@@ -186,13 +186,13 @@ class StorageError(Exception):
     """Stored data cannot be serialised (e.g. a value JSON cannot hold)."""
 
 
-RESOLVED = ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels")
+RESOLVED = ("name", "ip", "region", "branch", "role", "isp", "snmp", "enabled", "labels", "sites")
 
 
 def resolved_row(d: Device) -> dict:
     return {"name": d.name, "ip": d.ip, "region": d.region, "branch": d.branch, "role": d.role,
             "isp": d.isp, "snmp": d.snmp, "enabled": d.enabled,
-            "labels": json.dumps(dict(d.labels), sort_keys=True)}
+            "labels": json.dumps(dict(d.labels), sort_keys=True), "sites": json.dumps(list(d.sites))}
 
 
 def _dumps(spec: object) -> str:
@@ -341,7 +341,7 @@ class InventoryStore:
             old_dev = old_devices[op] if old_devices is not None else None
             spec_changed = spec is not old_spec and spec != old_spec
             if not spec_changed and id_ not in draft.refresh and old_dev is not None and old_dev == dev \
-                    and old_dev.labels == dev.labels:
+                    and old_dev.labels == dev.labels and old_dev.sites == dev.sites:
                 continue
             values = {**row, "_id": id_}
             if spec_changed:

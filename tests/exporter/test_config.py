@@ -55,7 +55,7 @@ INVALID = {
         '2: site.canaries[4]: duplicate canary 2001:db8::1 (also site.canaries[1])',
         '2: site.canaries[5]: 224.0.0.1 is not a unicast host address',
         '2: site.canaries[6]: must be an IPv4 or IPv6 address (no prefix or zone), got number 7',
-        '3: site.gateway: unknown key (allowed: canaries)',
+        '3: site.gateway: unknown key (allowed: canaries, name)',
     ],
     "invalid-snmp-deadline.yml": [
         '1: snmp.deadline: must not exceed snmp.interval 30s, got 45s',

@@ -13,11 +13,11 @@ def test_generate_writes_every_output(tmp_path, capsys, monkeypatch):
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == ["alertmanager/alertmanager.yml", "alertmanager/templates/wardops.tmpl",
                        "dashboards/device.json", "dashboards/exporter.json", "dashboards/overview.json",
-                       "dashboards/region.json", "dashboards/sla.json", "flags/victoria-metrics.args",
-                       "flags/vmagent.args", "flags/vmalert.args", "rules/alerts.yml", "rules/recording.yml",
+                       "dashboards/region.json", "dashboards/sites.json", "dashboards/sla.json",
+                       "flags/victoria-metrics.args", "flags/vmagent.args", "flags/vmalert.args", "rules/alerts.yml", "rules/recording.yml",
                        "vmagent/scrape.yml"]
     assert (out / "rules" / "alerts.yml").read_text() == (REPO / "rules" / "alerts.yml").read_text()
-    assert "wrote 13 files" in capsys.readouterr().out
+    assert "wrote 14 files" in capsys.readouterr().out
 
 
 def test_stale_generated_files_are_removed_but_foreign_files_kept(tmp_path, monkeypatch):

@@ -183,7 +183,7 @@ def test_checker_fails_a_state_panel_without_mappings_and_a_stat_with_default_th
 
 def test_instant_tables_are_tables_of_named_columns(dashboards):
     tables = [p for d in dashboards.values() for p in panels_of(d) if p["type"] == "table"]
-    assert len(tables) == 5
+    assert len(tables) == 6
     for p in tables:
         assert panel_problems(p) == []
         assert all(t["instant"] and t["format"] == "table" for t in p["targets"]), p["title"]

@@ -69,6 +69,7 @@ def _samples(now_ms: int) -> str:
         ("wardops_exporter_inventory_reload_success", exporter),
         ("wardops_exporter_inventory_reload_timestamp_seconds", exporter),
         ("wardops_exporter_build_info", {**exporter, "version": "0.1.0"}),
+        ("wardops_exporter_site_info", {**exporter, "exporter_site": "default"}),
         ("up", exporter), ("up", {**exporter, "job": "wardops_icmp"}), ("scrape_duration_seconds", exporter),
         ("wardops_icmp_branch_last_change_timestamp_seconds", {**exporter, "region": "R1", "branch": "Branch A"}),
         ("ALERTS", {"alertname": "DeviceDown", "alertstate": "firing", "device": "a-rtr1", "branch": "Branch A"}),
@@ -145,7 +146,7 @@ def _panel_exprs() -> list[tuple[str, str]]:
 
 
 SUBSTITUTE = {"$__rate_interval": "1m", "$__range": "10m", "$region": ".*", "$branch": ".*", "$instance": ".*",
-              "$device": "a-rtr1"}
+              "$site": ".*", "$device": "a-rtr1"}
 
 
 def _substitute(expr: str) -> str:

@@ -254,3 +254,185 @@ def test_majority_of_three_sites_pages_on_two_not_on_one(tmp_path):
                  [{"eval_time": "300s", "alertname": "DeviceDown",
                    "exp_alerts": [expect(rules, "DeviceDown", labels, 300, "warning")]}]
                  + none_of(["ProbeSiteDegraded", "BranchDown"], "300s"))
+
+
+# --- inventory `sites:`: targets probed by some sites only ------------------------------------------
+
+# Branch B and region R2 (Branch C) are probed from dc1 only; dc2 probes Branch A alone.
+RESTRICTED = ("classify:\n  - match: {branch: Branch B}\n    set: {sites: [dc1]}\n"
+              "  - match: {region: R2}\n    set: {sites: [dc1]}\n")
+DC1_ONLY = {"b-rtr1", "b-sw1", "c-rtr1", "c-isp1"}
+
+
+def restricted_network(site: str, dark: dict[str, str], verdicts: dict[str, str]) -> list[dict]:
+    """What `site` exports under RESTRICTED: dc2 has no series for dc1's devices and branches."""
+    out = []
+    for name in DEVICES:
+        if name != "a-atm1" and (site == "dc1" or name not in DC1_ONLY):
+            out += site_device(name, site, dark.get(name, "U" * N))
+    for branch in BRANCHES:
+        if site == "dc1" or branch == "Branch A":
+            out += site_branch(branch, site, verdicts.get(branch, "A" * N))
+    return out
+
+
+@pytest.fixture(scope="module")
+def restricted_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("restricted")
+    inventory = out / "inventory.yml"
+    inventory.write_text(RESTRICTED + TEST_INVENTORY.read_text())
+    settings = out / "settings.yml"
+    settings.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148"))
+    generate_into(out, inventory, load_settings(settings))
+    return out
+
+
+@pytest.fixture(scope="module")
+def restricted_rules(restricted_dir):
+    groups = yaml.safe_load((restricted_dir / "rules" / "alerts.yml").read_text())["groups"]
+    return {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+            for g in groups for r in g["rules"] if "alert" in r}
+
+
+def test_restricted_rules_load_in_promtool_and_vmalert(restricted_dir):
+    files = [str(restricted_dir / "rules" / "alerts.yml"), str(restricted_dir / "rules" / "recording.yml")]
+    for argv in (["promtool", "check", "rules", *files], ["vmalert", "-dryRun", *(f"-rule={f}" for f in files)]):
+        result = subprocess.run([need(argv[0]), *argv[1:]], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{argv[0]}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_a_target_probed_by_one_site_pages_when_that_site_sees_it_down(restricted_dir, restricted_rules):
+    """Quorum all counts the healthy sites that probe the target: dc2 has no c-isp1 or b-sw1
+    series, so dc1 alone decides them (and an unrestricted device still needs both sites)."""
+    dark = "U" * 30 + "D" * 60
+    inputs = (restricted_network("dc1", {"c-isp1": dark, "b-sw1": dark, "a-atm2": dark}, {})
+              + restricted_network("dc2", {}, {}))
+    isp = {k: v for k, v in device_labels("c-isp1").items() if k != "instance"}
+    sw = {k: v for k, v in device_labels("b-sw1").items() if k != "instance"}
+    alerts = [{"eval_time": "300s", "alertname": "IspLinkDown",
+               "exp_alerts": [expect(restricted_rules, "IspLinkDown", isp, 300, "critical")]},
+              {"eval_time": "300s", "alertname": "DeviceDown",  # a-atm2: dc2 sees it up, no page
+               "exp_alerts": [expect(restricted_rules, "DeviceDown", sw, 300, "warning")]}]
+    run_promtool(restricted_dir, "one_site_probes", inputs,
+                 alerts + none_of(["ProbeSiteDegraded", "BranchDown", "RegionDown"], "300s"))
+
+
+def test_a_region_dark_for_the_sites_probing_it_is_one_region_page(restricted_dir, restricted_rules):
+    """R1 goes dark: dc1 sees Branches A and B dark, dc2 (which probes only Branch A) sees A dark.
+    Each site judges the region by what it probes: one RegionDown, no branch or device page."""
+    dark = "U" * 30 + "D" * 60
+    verdict = "A" * 30 + "D" * 60
+    r1 = {n: dark for n in ("a-isp1", "a-isp2", "a-rtr1", "a-atm2", "b-rtr1", "b-sw1")}
+    inputs = (restricted_network("dc1", r1, {"Branch A": verdict, "Branch B": verdict})
+              + restricted_network("dc2", r1, {"Branch A": verdict}))
+    region = expect(restricted_rules, "RegionDown", {"region": "R1"}, 1, "critical")
+    alerts = ([{"eval_time": "310s", "alertname": "RegionDown", "exp_alerts": [region]}]
+              + none_of(["ProbeSiteDegraded", "BranchDown", "IspLinkDown", "DeviceDown", "UpstreamDown"], "310s"))
+    run_promtool(restricted_dir, "region_restricted", inputs, alerts)
+
+
+def test_a_region_only_one_site_probes_pages_on_that_sites_view(tmp_path):
+    """Region R1 is probed from dc1 only: dc2 (which probes only R2) has no say in RegionDown."""
+    inventory = tmp_path / "inventory.yml"
+    inventory.write_text("classify:\n  - match: {region: R1}\n    set: {sites: [dc1]}\n" + TEST_INVENTORY.read_text())
+    settings = tmp_path / "settings.yml"
+    settings.write_text(TWO_SITES.replace("127.0.0.1:9128", "127.0.0.1:9148"))
+    out = tmp_path / "out"
+    generate_into(out, inventory, load_settings(settings))
+    rules = {(r["alert"], r["labels"].get("threshold"), r["labels"]["severity"]): r
+             for g in yaml.safe_load((out / "rules" / "alerts.yml").read_text())["groups"]
+             for r in g["rules"] if "alert" in r}
+    dark = "U" * 30 + "D" * 60
+    verdict = "A" * 30 + "D" * 60
+    r1 = {n: dark for n in ("a-isp1", "a-isp2", "a-rtr1", "a-atm2", "b-rtr1", "b-sw1")}
+    dc2 = [s for s in network("dc2", {}, {}) if 'region="R2"' in s["series"]]
+    inputs = network("dc1", r1, {"Branch A": verdict, "Branch B": verdict}) + dc2
+    region = expect(rules, "RegionDown", {"region": "R1"}, 2, "critical")
+    run_promtool(out, "region_one_site", inputs,
+                 [{"eval_time": "310s", "alertname": "RegionDown", "exp_alerts": [region]}]
+                 + none_of(["ProbeSiteDegraded", "BranchDown", "IspLinkDown", "DeviceDown"], "310s"))
+
+
+# --- exporters started for the wrong site, or for none -------------------------------------------
+
+
+def site_info(site: str, instance: str, exporter_site: str) -> dict:
+    labels = {"site": site, "instance": instance, "job": "wardops_icmp", "exporter_site": exporter_site}
+    return {"series": series("wardops_exporter_site_info", labels), "values": " ".join(["1"] * N)}
+
+
+def mismatch(site_rules, site: str, instance: str, exporter_site: str) -> dict:
+    labels = {"site": site, "instance": instance, "job": "wardops_icmp"}
+    if exporter_site:  # an empty label value is no label (Prometheus)
+        labels["exporter_site"] = exporter_site
+    return expect(site_rules, "ExporterSiteMismatch", labels, 1, "warning")
+
+
+def test_an_exporter_without_its_site_or_with_another_is_one_warning_each(sites_dir, site_rules):
+    inputs = [site_info("dc1", "127.0.0.1:9118", "dc1"),  # right
+              site_info("dc1", "127.0.0.1:9148", ""),  # started without --site while others have one
+              site_info("dc2", "127.0.0.1:9138", "dc1")]  # started with the other site's name
+    alerts = [{"eval_time": "30s", "alertname": "ExporterSiteMismatch", "exp_alerts": []},  # for: 1m
+              {"eval_time": "70s", "alertname": "ExporterSiteMismatch",
+               "exp_alerts": [mismatch(site_rules, "dc1", "127.0.0.1:9148", ""),
+                              mismatch(site_rules, "dc2", "127.0.0.1:9138", "dc1")]}]
+    run_promtool(sites_dir, "exporter_site_mismatch", inputs, alerts)
+
+
+def test_exporters_all_without_a_site_are_not_flagged(sites_dir):
+    """Deployments from before `--site` (every exporter without one) page nothing new."""
+    inputs = [site_info("dc1", "127.0.0.1:9118", ""), site_info("dc2", "127.0.0.1:9138", "")]
+    run_promtool(sites_dir, "exporter_site_none", inputs, none_of(["ExporterSiteMismatch"], "300s"))
+
+
+def test_one_site_has_no_site_mismatch_rule(tmp_path):
+    files = generate_into(tmp_path)
+    assert "ExporterSiteMismatch" not in files["rules/alerts.yml"]
+
+
+def test_the_probe_job_of_several_sites_asks_for_the_first_sites_devices():
+    """The /probe job goes through the first site's exporter, which resolves only the devices its
+    site probes: the SD URL asks the inventory service for exactly those (`?site=`)."""
+    with_service = "inventory_service: {url: 'http://127.0.0.1:9119'}\n"
+    jobs = {j["job_name"]: j for j in build_scrape_config(loads_settings(TWO_SITES + with_service))["scrape_configs"]}
+    assert jobs["wardops_probe"]["http_sd_configs"] == [{"url": "http://127.0.0.1:9119/api/v1/sd?site=dc1"}]
+    one = {j["job_name"]: j for j in build_scrape_config(loads_settings(with_service))["scrape_configs"]}
+    assert one["wardops_probe"]["http_sd_configs"] == [{"url": "http://127.0.0.1:9119/api/v1/sd"}]
+
+
+# --- dashboards --------------------------------------------------------------------------------------
+
+
+def test_the_sites_dashboard_puts_rtt_by_site_side_by_side():
+    import json
+
+    from generators.dashboards import UIDS, panels_of
+    from tests.generators.helpers import REPO
+
+    dash = json.loads((REPO / "dashboards" / "sites.json").read_text())
+    assert dash["uid"] == UIDS["sites"]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["site"]["query"] == "label_values(wardops_icmp_up, site)" and variables["site"]["multi"]
+    assert {"region", "branch", "device"} <= set(variables)
+    panels = {p["title"]: p for p in panels_of(dash)}
+    rtt = panels["Round-trip time from $site"]
+    assert (rtt["repeat"], rtt["repeatDirection"]) == ("site", "h")  # one panel per selected site, in a row
+    assert 'site=~"$site"' in rtt["targets"][0]["expr"] and 'device=~"$device"' in rtt["targets"][0]["expr"]
+    branch = panels["Branch round-trip time by site"]["targets"][0]
+    assert branch["expr"].startswith("avg by (site, region, branch) (wardops_icmp_rtt_seconds{")
+    assert branch["legendFormat"] == "{{branch}} from {{site}}"
+
+
+def test_the_exporter_dashboard_shows_each_exporters_site_beside_its_scrape_site():
+    import json
+
+    from generators.dashboards import panels_of
+    from tests.generators.helpers import REPO
+
+    dash = json.loads((REPO / "dashboards" / "exporter.json").read_text())
+    panels = {p["title"]: p for p in panels_of(dash)}
+    table = panels["Probe site per exporter"]
+    assert table["targets"][0]["expr"] == 'wardops_exporter_site_info{instance=~"$instance"}'
+    organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"]
+    assert organize == {"instance": "Exporter", "site": "Scraped as site", "exporter_site": "Started for site (--site)"}
+    assert "ExporterSiteMismatch" in panels["Exporters with another or no site"]["targets"][0]["expr"]

@@ -73,7 +73,7 @@ def test_unknown_keys_read_the_same_in_every_loader():
     with pytest.raises(SettingsError) as st:
         loads_settings("exporter: {colour: red}\n", "s.yml")
     assert str(inv.value.problems[0]).startswith("i.yml:1: colour: unknown key (allowed: classify, ")
-    assert str(exp.value.problems[0]) == "e.yml:1: site.colour: unknown key (allowed: canaries)"
+    assert str(exp.value.problems[0]) == "e.yml:1: site.colour: unknown key (allowed: canaries, name)"
     assert str(st.value.problems[0]) == "s.yml:1: exporter.colour: unknown key (allowed: targets, scheme)"
 
 

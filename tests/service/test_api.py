@@ -335,7 +335,7 @@ def test_healthz(client):
     r = client.get("/healthz")
     assert r.status_code == 200
     assert r.json["status"] == "ok" and r.json["database"]["ok"] is True
-    assert r.json["database"]["schema_version"] == 1 and r.json["inventory"]["valid"] is True
+    assert r.json["database"]["schema_version"] == 2 and r.json["inventory"]["valid"] is True
 
 
 def test_healthz_reports_database_down(tmp_path):
