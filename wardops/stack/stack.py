@@ -157,10 +157,6 @@ class Stack:
     def members(self) -> int:
         return HA_MEMBERS if self.settings.ha else 1
 
-    def exporters(self) -> list[str]:
-        s = self.settings
-        return [s.exporter, s.exporter_2 or s.exporter] if s.ha else [s.exporter]
-
     def daemons(self, files: dict[str, list[Path]] | None = None) -> dict[str, Daemon]:
         s, p, d = self.settings, self.settings.ports, self.dir
         files = files if files is not None else self._recorded_files()
