@@ -77,9 +77,10 @@ def read_args(text: str) -> list[str]:
 # that millisecond, so -datasource.lookback (2 s more on every page) is not worth it.
 # Why every vmagent writes to every storage: a chain whose vmagent is dead is blind, not silent:
 # VictoriaMetrics answers with the last sample up to vmalert's -datasource.queryStep (5 min) old, so
-# the blind vmalert kept IspLinkDown firing after the uplink came back, and in 50 s the
-# Alertmanagers, fed "firing" by it and "resolved" by the other chain, sent 3 resolves and 2 more
-# pages; its frozen round timestamps also raised 4 false ProbeRoundsStalled. With both vmagents
+# the blind vmalert kept IspLinkDown firing after the uplink came back, and in the 48 s until the
+# vmagent returned the Alertmanagers, fed "firing" by it and "resolved" by the other chain, sent 4
+# pages and 4 resolves for the one outage; its frozen round timestamps also raised 4 false
+# ProbeRoundsStalled. With both vmagents
 # writing both storages, a dead vmagent leaves both chains their data. Each storage then holds two
 # copies of every scrape (same timestamp within 1 ms, same value): -dedup.minScrapeInterval keeps
 # one. No counters interleave: every series still comes from one exporter process. A dead
