@@ -54,20 +54,42 @@ def read_args(text: str) -> list[str]:
 
 
 # -- high availability: two of every daemon -------------------------------------------------------
-# Topology (`wardops stack up --ha`): two chains, exporter replica N -> vmagent N -> VictoriaMetrics
-# N -> vmalert N, and both vmalerts -> both Alertmanagers, which gossip so that a page is sent once.
-# Each vmagent scrapes only its own exporter replica and writes only to its own storage, instead of
-# every vmagent writing every replica to both storages (with -dedup.minScrapeInterval) or sharing
-# scrapes with -promscrape.cluster.*: the replicas are two processes with their own counters, so
-# their series either differ by `instance` (then BranchDown's `group_left` finds two series per
-# branch on its right side and fails, and every device alert arrives twice) or, relabelled to one
-# series, interleave two counters: wardops_icmp_status_changes_total at, say, 40 in one replica and 12
-# in the other reads as a counter reset on every sample, increase() adds the whole 40 or 12 each
-# time, and DeviceFlapping fires (>= 3 changes) while IspLinkDown is suppressed. Deduplication keeps
-# one sample per interval but does not choose the same replica every interval. One chain per
-# replica keeps every series from one process; the two chains' alerts carry identical labels and
-# the Alertmanager cluster merges them into one notification.
+# Topology (`wardops stack up --ha`): the exporters are probe sites (settings `sites:`; consensus
+# rules, whose pages carry neither `site` nor `instance`); vmagent 1 and 2 both scrape every site
+# with the same scrape config and both write to VictoriaMetrics 1 and 2; vmalert N reads and writes
+# back VictoriaMetrics N; both vmalerts notify both Alertmanagers, which gossip so a page is sent once.
+# Why the two chains must evaluate the same data: Alertmanager keeps the newest update of an alert,
+# and a firing update that arrives after a resolve re-opens the alert (their active ranges do not
+# overlap, so nothing is merged). With one exporter replica per chain, the chains saw the recovery
+# on different probe rounds and resolved a second or two apart; a `group_interval` tick (critical:
+# 10 s) in between sent the resolve, and the lagging chain's next update then sent a second page and
+# a second resolve, in 2 of 20 runs of the HA end-to-end scenarios.
+# Why the same scrape config gives the same data: vmagent 1.79.5 starts a target's scrapes at an
+# offset hashed from -promscrape.cluster.name (left unset here: it must be equal on both), the
+# scrape URL and the target's labels, so both vmagents scrape each exporter within 0-1 ms of each
+# other (sample timestamps compared in both storages) and get the same snapshot (the exporter serves
+# its last completed round). vmalert 1.79.5 likewise starts each group at an offset hashed from the
+# rule file path and group name: both vmalerts evaluate within 1 ms of each other (same rule paths).
+# What remains is ingestion: at one instant the newest sample was in one storage and not yet in the
+# other in 4 of 161 queries (vmagent flushes every 1 s, -search.latencyOffset=1s), 0 of 162 with
+# the query time 2 s back. A chain that lags so sends its firing update in the same millisecond as
+# the other's resolve and resolves 5 s later; a notification needs a `group_interval` tick inside
+# that millisecond, so -datasource.lookback (2 s more on every page) is not worth it.
+# Why every vmagent writes to every storage: a chain whose vmagent is dead is blind, not silent:
+# VictoriaMetrics answers with the last sample up to vmalert's -datasource.queryStep (5 min) old, so
+# the blind vmalert kept IspLinkDown firing after the uplink came back, and in the 48 s until the
+# vmagent returned the Alertmanagers, fed "firing" by it and "resolved" by the other chain, sent 4
+# pages and 4 resolves for the one outage; its frozen round timestamps also raised 4 false
+# ProbeRoundsStalled. With both vmagents
+# writing both storages, a dead vmagent leaves both chains their data. Each storage then holds two
+# copies of every scrape (same timestamp within 1 ms, same value): -dedup.minScrapeInterval keeps
+# one. No counters interleave: every series still comes from one exporter process. A dead
+# VictoriaMetrics makes its vmalert's queries fail, and vmalert 1.79.5 sends nothing for a rule whose
+# query failed; the vmagents queue its samples on disk and send them when it is back.
 HA_MEMBERS = 2
+# The smallest scrape interval of the generated config (the ICMP job, 1 s): deduplication keeps one
+# sample per this interval and series, so it must not exceed any job's scrape interval.
+HA_DEDUP_INTERVAL = "1s"
 # Alertmanager peer N waits N x peer-timeout before sending what the notification log does not yet
 # show as sent by a lower peer. The default (15 s) allows for a WAN; on one host gossip takes
 # milliseconds, and 5 s is what a page waits when the first peer dies before its failure is noticed.
@@ -102,9 +124,16 @@ def vmalert_ha_flags(alertmanagers: list[str], storage: str) -> tuple[tuple[str,
     )
 
 
-def vmagent_ha_flags(storage: str) -> tuple[tuple[str, str], ...]:
-    return ((f"-remoteWrite.url={storage}/api/v1/write",
-             "this chain's VictoriaMetrics only (one exporter replica per storage, see above)"),)
+def vmagent_ha_flags(storages: list[str]) -> tuple[tuple[str, str], ...]:
+    """Flags of one vmagent: write every sample to every VictoriaMetrics (one queue each on disk, so a
+    restarted storage gets what it missed)."""
+    return tuple((f"-remoteWrite.url={s}/api/v1/write",
+                  "every VictoriaMetrics: a dead vmagent leaves no chain blind (see above)") for s in storages)
+
+
+def victoria_metrics_ha_flags() -> tuple[tuple[str, str], ...]:
+    return ((f"-dedup.minScrapeInterval={HA_DEDUP_INTERVAL}",
+             "both vmagents write the same scrape (same moment, same value): keep one sample per interval"),)
 
 
 def build_ha_flag_files(members: list[dict[str, str]], header: str) -> dict[str, str]:
@@ -113,9 +142,11 @@ def build_ha_flag_files(members: list[dict[str, str]], header: str) -> dict[str,
     (host:port)."""
     alertmanagers = [m["alertmanager"] for m in members]
     peers = [m["alertmanager_cluster"] for m in members]
+    storages = [m["victoria_metrics"] for m in members]
     files = {}
     for n, m in enumerate(members, 1):
         files[f"ha/alertmanager-{n}.args"] = render_args(alertmanager_ha_flags(m["alertmanager_cluster"], peers), header)
         files[f"ha/vmalert-{n}.args"] = render_args(vmalert_ha_flags(alertmanagers, m["victoria_metrics"]), header)
-        files[f"ha/vmagent-{n}.args"] = render_args(vmagent_ha_flags(m["victoria_metrics"]), header)
+        files[f"ha/vmagent-{n}.args"] = render_args(vmagent_ha_flags(storages), header)
+        files[f"ha/victoria-metrics-{n}.args"] = render_args(victoria_metrics_ha_flags(), header)
     return files

@@ -29,6 +29,7 @@ SMOKES = [
     ("detection_latency", (pytest.mark.lab, pytest.mark.stack), r"smoke: the ISP uplink trial paged: yes"),
     ("icmp_snapshot", (), r'"render": \{"devices": 200, "isp": \d+, "branches": 20, "full": \{"on_loop_ms"'),
     ("soak", (pytest.mark.lab,), r'"verdict": "ok"'),
+    ("ha", (pytest.mark.lab, pytest.mark.stack), r"HA: 1 of 1 outages gave exactly one page and one resolve"),
 ]
 
 

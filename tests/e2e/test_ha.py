@@ -1,10 +1,10 @@
-"""Lose any one component during an outage, still exactly one page: the HA stack (two exporter
-replicas, two vmagent -> VictoriaMetrics -> vmalert chains, an Alertmanager cluster of two) on the
-network lab. Each scenario takes one ISP uplink of its own branch dark, SIGKILLs one member right
-away, waits for the page, restarts the member, checks that both chains see the outage again, brings
-the uplink back and waits for the resolve; then exactly one firing and one resolved IspLinkDown
-notification for that uplink, and nothing else about its branch.
-"""
+"""Lose any one component during an outage, still exactly one page: the HA stack (two probe sites,
+two vmagent -> VictoriaMetrics -> vmalert chains that both scrape both sites and write both
+storages, an Alertmanager cluster of two) on the network lab. Each scenario takes one ISP uplink of
+its own branch dark, SIGKILLs one member right away, waits for the page, restarts the member,
+checks that both chains see the outage again, brings the uplink back and waits for the resolve;
+then exactly one firing and one resolved IspLinkDown notification for that uplink, and nothing else
+about its branch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 from inventory.dump import dump_yaml
 from inventory.synth import synth_inventory
 from tests.e2e.conftest import dev_trees, e2e_lab_name, require_parts
-from wardops.stack.ha import REPLICA_INSTANCE
 from wardops.stack.ha_testbed import HaTestbed
 from wardops.stack.stack import ephemeral_ports, free_ports
 from wardops.stack.testbed import TestbedSettings
@@ -29,6 +28,10 @@ PAGE_WITHIN = 30.0
 # A duplicate would come from the restarted member (re-sent firing) or the second Alertmanager
 # (its peer timeout, 5 s) or the next group_interval tick (critical: 10 s): wait past all of them.
 QUIET = 15.0
+# What holds pages back for the recovery hold (60 s) after the start: a branch verdict that was dark
+# or a probe site that was out of the consensus (the site exporters start seconds apart).
+HELD = ("max_over_time((wardops_icmp_branch_up == 0)[60s:1s]) or "
+        "max_over_time(site:wardops_probe_site:unhealthy[60s])")
 LATENCIES: dict[str, float] = {}
 RESOLVES: dict[str, int] = {}
 
@@ -44,10 +47,11 @@ def ha(tmp_path_factory):
     exporter_port, exporter_2_port, inventory_port = free_ports(3)
     tb = HaTestbed(TestbedSettings(workdir=work / "tb", inventory=inventory, lab_name=e2e_lab_name(),
                                    ports=ephemeral_ports(), exporter_port=exporter_port,
-                                   inventory_port=inventory_port, trees=trees, snmp=False),
-                   exporter_2_port=exporter_2_port, log=lambda _m: None)
+                                   site_exporter_ports=(exporter_2_port,), inventory_port=inventory_port,
+                                   trees=trees, snmp=False), log=lambda _m: None)
     with tb:
         tb.wait_ingested_everywhere(timeout=120)
+        wait(lambda: not tb.query(HELD), 90, "no branch verdict or probe site held after the start")
         yield tb
     print("HA latencies (uplink dark -> IspLinkDown notification):", LATENCIES, "resolves:", RESOLVES)
 
@@ -77,7 +81,8 @@ def outage_with_one_member_lost(tb: HaTestbed, branch: str, victim: str) -> None
         LATENCIES[victim] = round(page.received_ts - since, 1)
         print(f"{victim} killed: IspLinkDown after {LATENCIES[victim]} s")
         assert page.labels["severity"] == "critical" and page.labels["branch"] == branch
-        assert page.labels["instance"] == REPLICA_INSTANCE  # both chains' copies share every label
+        # A consensus page: one alert for all sites, so both chains' copies carry the same labels.
+        assert "site" not in page.labels and "instance" not in page.labels, page.labels
         daemon.start()
         daemon.wait_healthy(60)
         if victim.startswith("alertmanager"):
@@ -100,13 +105,6 @@ def outage_with_one_member_lost(tb: HaTestbed, branch: str, victim: str) -> None
            if a.labels.get("branch") == branch]
     RESOLVES[victim] = got.count(("IspLinkDown", "resolved", isp.name))
     fire, done = ("IspLinkDown", "firing", isp.name), ("IspLinkDown", "resolved", isp.name)
-    if got in ([fire, done, done], [fire, done, fire, done]):
-        # Known, not fixed: the two chains resolve a second or two apart (each exporter replica
-        # decides UP on its own rounds); when an Alertmanager group_interval tick (critical: 10 s)
-        # falls in between, the first chain's resolve is sent and the other chain's next firing
-        # update re-opens the alert: a second resolve, or a second page and resolve. Seen in 2 of
-        # 20 scenario runs. Any other sequence fails.
-        pytest.xfail(f"{victim}: resolve skew between the chains re-opened the alert: {got}")
     assert got == [fire, done], got
 
 
@@ -115,7 +113,7 @@ def outage_with_one_member_lost(tb: HaTestbed, branch: str, victim: str) -> None
     (1, "vmalert"),
     (2, "victoria-metrics"),
     (3, "vmagent"),
-    (4, "exporter"),  # replica 1: chain 1 goes blind (and pages ExporterDown), chain 2 pages the uplink
+    (4, "exporter"),  # site 1's: both chains lose site 1 alike (ExporterDown), site 2 alone pages the uplink
 ])
 def test_one_member_killed_during_an_outage_still_pages_once(ha, index, victim):
     wait(ha.cluster_ready, 60, "Alertmanager cluster ready")
@@ -124,3 +122,69 @@ def test_one_member_killed_during_an_outage_still_pages_once(ha, index, victim):
     if victim == "alertmanager-first":
         victim = ha.first_alertmanager()
     outage_with_one_member_lost(ha, branches_with_two_uplinks(ha)[index], victim)
+
+
+def test_vmagent_dead_through_the_recovery_resolves_once(ha):
+    """vmagent 1 dies while the page fires and stays dead while the uplink comes back: vmagent 2
+    writes both storages, so chain 1 is not left evaluating its last samples (which kept the alert
+    firing there and made the Alertmanagers alternate firing/resolved when each chain had its own
+    vmagent)."""
+    wait(ha.cluster_ready, 60, "Alertmanager cluster ready")
+    branch = branches_with_two_uplinks(ha)[0]
+    isp = ha.devices(branch=branch, role="isp")[1]  # scenario 0 used the branch's first uplink
+    agent = ha.stack.daemon("vmagent")
+    since = time.time()
+    ha.lab.down([isp.ip])
+    try:
+        assert ha.wait_alert("IspLinkDown", PAGE_WITHIN, since=since, device=isp.name) is not None
+        assert agent.kill()
+        time.sleep(10)
+    finally:
+        ha.lab.up([isp.ip])
+    try:
+        restored = time.time()
+        assert ha.wait_alert("IspLinkDown", 60, since=restored, status="resolved", device=isp.name) is not None
+        wait(lambda: not ha.vmalert_firing(1, "IspLinkDown", device=isp.name), 30, "vmalert 1 resolved")
+        time.sleep(QUIET + 10)  # three group_interval ticks with vmagent 1 still dead
+    finally:
+        agent.start()
+        agent.wait_healthy(60)
+    fire, done = ("IspLinkDown", "firing", isp.name), ("IspLinkDown", "resolved", isp.name)
+    got = [(a.name, a.status, a.labels.get("device")) for a in ha.alerts(since) if a.labels.get("branch") == branch]
+    assert got == [fire, done], got
+
+
+def test_alertmanager_killed_while_alerts_fire_sends_nothing_again(ha):
+    """The Alertmanager that sent the page dies while the page is firing and comes back: its peer
+    holds the notification log (gossip) and sends nothing; the restarted member settles (learns the
+    log) before it notifies and sends nothing either. Then one resolve."""
+    wait(ha.cluster_ready, 60, "Alertmanager cluster ready")
+    branch = branches_with_two_uplinks(ha)[5]
+    isp = ha.devices(branch=branch, role="isp")[0]
+    fire, done = ("IspLinkDown", "firing", isp.name), ("IspLinkDown", "resolved", isp.name)
+
+    def about_branch(since: float) -> list[tuple]:
+        return [(a.name, a.status, a.labels.get("device")) for a in ha.alerts(since) if a.labels.get("branch") == branch]
+
+    since = time.time()
+    ha.lab.down([isp.ip])
+    try:
+        assert ha.wait_alert("IspLinkDown", PAGE_WITHIN, since=since, device=isp.name) is not None
+        time.sleep(3)  # the notification log entry reaches the peer by gossip (milliseconds on one host)
+        victim = ha.stack.daemon(ha.first_alertmanager())
+        killed = time.time()
+        assert victim.kill()
+        # The peer's own chance to send comes after its peer timeout (5 s), then group_interval
+        # ticks (critical: 10 s): two ticks pass here.
+        time.sleep(25)
+        assert about_branch(killed) == [], f"the surviving Alertmanager re-sent: {about_branch(killed)}"
+        victim.start()
+        victim.wait_healthy(60)
+        wait(ha.cluster_ready, 60, "Alertmanager cluster ready again")
+        time.sleep(QUIET + 10)  # the restarted member's first group_wait and two group_interval ticks
+        assert about_branch(killed) == [], f"re-sent after the Alertmanager came back: {about_branch(killed)}"
+    finally:
+        ha.lab.up([isp.ip])
+    assert ha.wait_alert("IspLinkDown", 60, since=killed, status="resolved", device=isp.name) is not None
+    time.sleep(QUIET)
+    assert about_branch(since) == [fire, done], about_branch(since)

@@ -1,10 +1,11 @@
 """`wardops stack up --ha` with the real Debian binaries: every member runs and is healthy, the two
-Alertmanagers form one cluster, an alert raised by both chains reaches the webhook once, and
-`down` leaves no process behind."""
+Alertmanagers form one cluster, an alert raised by both chains reaches the webhook once, a dead
+vmagent leaves both storages fed, and `down` leaves no process behind."""
 
 import json
 import shutil
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -92,6 +93,37 @@ def test_alert_of_both_chains_is_notified_once(ha_stack):
     sent = [a for n in lines for a in n["notification"]["alerts"]
             if a["labels"]["alertname"] == "ExporterDown" and a["status"] == "firing"]
     assert len(lines) == 1 and len(sent) == 1, lines
+
+
+def newest_sample(vm_port: int, expr: str) -> float:
+    result = get(f"http://127.0.0.1:{vm_port}/api/v1/query?query={urllib.parse.quote(f'timestamp({expr})')}")
+    return max((float(r["value"][1]) for r in result["data"]["result"]), default=0.0)
+
+
+def test_a_dead_vmagent_leaves_both_storages_fed(ha_stack):
+    """Both vmagents write both VictoriaMetrics (which deduplicate the two copies): with vmagent 1
+    killed, storage 1 still receives the exporter job's samples, so chain 1 does not evaluate stale
+    data."""
+    p = ha_stack.settings.ports
+    storages = [f"-remoteWrite.url=http://127.0.0.1:{port}/api/v1/write" for port in (p.victoria_metrics,
+                                                                                     p.victoria_metrics_2)]
+    for name in ("vmagent", "vmagent-2"):
+        assert [a for a in ha_stack.daemon(name).started_with() if a.startswith("-remoteWrite.url=")] == storages
+    for name in ("victoria-metrics", "victoria-metrics-2"):
+        assert "-dedup.minScrapeInterval=1s" in ha_stack.daemon(name).started_with()
+    agent = ha_stack.daemon("vmagent")
+    assert agent.kill()
+    killed = time.time()
+    try:
+        deadline = time.monotonic() + 60  # scrape interval 5 s, vmagent flush 1 s, latency offset 1 s
+        newest = 0.0
+        while time.monotonic() < deadline and newest <= killed + 1:
+            time.sleep(1)
+            newest = newest_sample(p.victoria_metrics, 'up{job="wardops"}')
+        assert newest > killed + 1, f"no sample in VictoriaMetrics 1 after vmagent 1 died (newest {newest}, killed {killed})"
+    finally:
+        agent.start()
+        agent.wait_healthy(30)
 
 
 def test_cli_up_ha_status_down_leaves_nothing_running(tmp_path, capsys):

@@ -33,10 +33,10 @@ def configure(parser) -> None:
     up.add_argument("--evaluation-interval", default="5s", help="vmalert default group interval")
     up.add_argument("--exporter", action="append", metavar="HOST:PORT",
                     help=f"exporter address scraped by the built-in config (default {StackSettings.exporter}); "
-                         "with --ha, a second --exporter is the replica scraped by chain 2")
+                         "with --ha, a second --exporter (a second probe site) is scraped by both chains")
     up.add_argument("--ha", action="store_true",
-                    help="two of every daemon: two chains (exporter replica -> vmagent -> VictoriaMetrics -> "
-                         "vmalert), both vmalerts notifying an Alertmanager cluster of two")
+                    help="two of every daemon: two vmagents scraping every exporter and writing both "
+                         "VictoriaMetrics, a vmalert on each, both notifying an Alertmanager cluster of two")
     for field_name in HA_PORT_FIELDS:
         up.add_argument(f"--{field_name.replace('_', '-')}-port", type=int, dest=field_name,
                         default=getattr(defaults, field_name), help=f"--ha (default {getattr(defaults, field_name)})")

@@ -1,8 +1,8 @@
-"""The testbed on the HA stack: two exporter replicas, two chains, an Alertmanager cluster of two.
+"""The testbed on the HA stack: two probe sites, two chains, an Alertmanager cluster of two.
 
-Composes `Testbed` unchanged: every stack the testbed builds is turned into its --ha variant (chain
-2 scrapes the second exporter replica), the generated scrape config lists both replicas, and a
-second exporter process runs with the first one's arguments on its own port.
+Composes `Testbed` unchanged: it runs one exporter per probe site (`site_exporter_ports`, each in its
+own prober namespace) and generates the consensus rules and the scrape config listing both sites;
+every stack it builds is turned into its --ha variant, whose two vmagents both scrape both sites.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import replace
 
 from wardops.stack.ha import cluster_state
-from wardops.stack.process import Daemon, StackError
+from wardops.stack.process import StackError
 from wardops.stack.stack import Stack
 from wardops.stack.testbed import Testbed, TestbedSettings
 
@@ -23,12 +23,11 @@ from wardops.stack.testbed import Testbed, TestbedSettings
 class HaTestbed(Testbed):
     __test__ = False
 
-    def __init__(self, settings: TestbedSettings, exporter_2_port: int, log=print):
-        self.exporter_2_port = exporter_2_port
-        first, second = (f"{settings.host}:{p}" for p in (settings.exporter_port, exporter_2_port))
-        overrides = dict(settings.settings_overrides)
-        overrides["exporter"] = {**overrides.get("exporter", {}), "targets": [first, second]}
-        super().__init__(replace(settings, settings_overrides=overrides), log=log)
+    def __init__(self, settings: TestbedSettings, log=print):
+        if not settings.site_exporter_ports:
+            raise StackError("HaTestbed: give site_exporter_ports (the second probe site's exporter port): "
+                             "both chains scrape every site")
+        super().__init__(settings, log=log)
 
     @property
     def stack(self) -> Stack | None:
@@ -37,23 +36,8 @@ class HaTestbed(Testbed):
     @stack.setter
     def stack(self, value: Stack | None) -> None:
         if value is not None and not value.settings.ha:
-            value = Stack(replace(value.settings, ha=True,
-                                  exporter_2=f"{self.s.host}:{self.exporter_2_port}"))
+            value = Stack(replace(value.settings, ha=True))
         self._stack = value
-
-    def _start_exporter(self, source: str, site: int = 1) -> None:
-        super()._start_exporter(source, site)
-        first = self.daemons.get("exporter")
-        if first is None or site != 1:  # replicas of probe site 1 only: HA here is one site
-            return
-        listen = f"{self.s.host}:{self.s.exporter_port}"
-        argv = [f"{self.s.host}:{self.exporter_2_port}" if a == listen else a for a in first.argv]
-        url = f"http://{self.s.host}:{self.exporter_2_port}"
-        second = Daemon(name="exporter-2", argv=tuple(argv), url=url, health_url=url + "/-/healthy",
-                        pid_file=first.pid_file.with_name("exporter-2.pid"),
-                        log_file=first.log_file.with_name("exporter-2.log"), env=first.env, cwd=first.cwd)
-        self.daemons["exporter-2"] = second
-        self._start_daemon(second)
 
     # -- observing both chains ---------------------------------------------------------------
 
@@ -70,9 +54,8 @@ class HaTestbed(Testbed):
             return 0
 
     def wait_ingested_everywhere(self, timeout: float = 120.0) -> list[int]:
-        """Every enabled device's wardops_icmp_up in both storages, one series each (the replicas
-        share one `instance`)."""
-        want = len(self.inventory.enabled_devices())
+        """Every enabled device's wardops_icmp_up of every site in both storages."""
+        want = len(self.inventory.enabled_devices()) * self.sites
         deadline = time.monotonic() + timeout
         got = [0, 0]
         while time.monotonic() < deadline:

@@ -15,7 +15,14 @@ import urllib.request
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from generators.flags import HA_MEMBERS, alertmanager_ha_flags, read_args, vmagent_ha_flags, vmalert_ha_flags
+from generators.flags import (
+    HA_MEMBERS,
+    alertmanager_ha_flags,
+    read_args,
+    victoria_metrics_ha_flags,
+    vmagent_ha_flags,
+    vmalert_ha_flags,
+)
 from wardops.stack import defaults, ha
 from wardops.stack.process import Daemon, StackError
 
@@ -72,7 +79,7 @@ class StackSettings:
     exporter: str = "127.0.0.1:10118"  # scraped by the minimal built-in vmagent config
     health_timeout: float = 30.0
     ha: bool = False  # two of every daemon (wardops/stack/ha.py)
-    exporter_2: str = ""  # --ha: exporter replica scraped by chain 2 (default: the same exporter)
+    exporter_2: str = ""  # --ha: a second exporter (probe site) for the built-in config; both chains scrape both
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
@@ -150,16 +157,13 @@ class Stack:
     def members(self) -> int:
         return HA_MEMBERS if self.settings.ha else 1
 
-    def exporters(self) -> list[str]:
-        s = self.settings
-        return [s.exporter, s.exporter_2 or s.exporter] if s.ha else [s.exporter]
-
     def daemons(self, files: dict[str, list[Path]] | None = None) -> dict[str, Daemon]:
         s, p, d = self.settings, self.settings.ports, self.dir
         files = files if files is not None else self._recorded_files()
         generated = {f.stem: read_args(f.read_text()) for f in files.get("flags", ()) if f.exists()}
         members = range(1, self.members() + 1)
         am_urls = [s.url(p.of("alertmanager", n)) for n in members]
+        vm_urls = [s.url(p.of("victoria-metrics", n)) for n in members]
         gossip = [f"{s.host}:{p.of('alertmanager_cluster', n)}" for n in members]
 
         def flags(kind: str, own: list[str], ha_flags=()) -> list[str]:
@@ -194,7 +198,7 @@ class Stack:
                 find_binary("victoria-metrics"), f"-httpListenAddr={listen(p.of('victoria-metrics', n))}",
                 f"-storageDataPath={d / 'data' / vm}", f"-retentionPeriod={s.retention}",
                 f"-search.latencyOffset={s.latency_offset}",
-            ]), vm_url + "/health")
+            ], victoria_metrics_ha_flags() if s.ha else ()), vm_url + "/health")
             out[am] = daemon(am, [
                 find_binary("alertmanager"), f"--config.file={files['alertmanager'][0]}",
                 f"--storage.path={d / 'data' / am}", f"--web.listen-address={listen(p.of('alertmanager', n))}",
@@ -204,11 +208,11 @@ class Stack:
             ], am_url + "/-/ready")
             out[agent] = daemon(agent, flags("vmagent", [
                 find_binary("vmagent"), f"-httpListenAddr={listen(p.of('vmagent', n))}",
-                f"-promscrape.config={files['scrape'][min(n, len(files['scrape'])) - 1]}",
+                f"-promscrape.config={files['scrape'][0]}",
                 f"-remoteWrite.url={vm_url}/api/v1/write",
                 f"-remoteWrite.tmpDataPath={d / 'data' / agent}",
                 f"-promscrape.httpSDCheckInterval={s.sd_check_interval}",
-            ], vmagent_ha_flags(vm_url) if s.ha else ()), s.url(p.of("vmagent", n)) + "/health")
+            ], vmagent_ha_flags(vm_urls) if s.ha else ()), s.url(p.of("vmagent", n)) + "/health")
             out[alert] = daemon(alert, flags("vmalert", [
                 find_binary("vmalert"), f"-httpListenAddr={listen(p.of('vmalert', n))}",
                 *[f"-rule={r}" for r in files["rules"]],
@@ -240,8 +244,8 @@ class Stack:
         self.dir.mkdir(parents=True, exist_ok=True)
         files = self.config_files()
         if self.settings.ha:
-            files["scrape"] = ha.write_member_scrape_configs(files["scrape"][0], self.dir / "config" / "ha",
-                                                             self.exporters())
+            extra = [self.settings.exporter_2] if self.settings.exporter_2 else []
+            files["scrape"] = [ha.write_shared_scrape_config(files["scrape"][0], self.dir / "config" / "ha", extra)]
         (self.dir / "files.json").write_text(json.dumps(
             {k: [str(p) for p in v] for k, v in files.items()}, indent=2, sort_keys=True) + "\n")
         self._save()
