@@ -29,6 +29,7 @@ SMOKES = [
     ("detection_latency", (pytest.mark.lab, pytest.mark.stack), r"smoke: the ISP uplink trial paged: yes"),
     ("icmp_snapshot", (), r'"render": \{"devices": 200, "isp": \d+, "branches": 20, "full": \{"on_loop_ms"'),
     ("soak", (pytest.mark.lab,), r'"verdict": "ok"'),
+    ("sites", (pytest.mark.lab, pytest.mark.stack), r"smoke: the ISP uplink trial paged with 1 and 2 sites: yes"),
 ]
 
 
