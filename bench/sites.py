@@ -54,21 +54,32 @@ def stats(values: list[float]) -> dict:
             "p95": round(percentile(values, 95), 1), "max": round(max(values), 1)}
 
 
-def wait_quiet(tb: Testbed, timeout: float) -> float:
+def wait_quiet(tb: Testbed, timeout: float, quiet_for: float = 15.0) -> float:
+    """Wait until nothing has been held for `quiet_for` s in a row. One empty answer right after
+    start is not enough: a first run of this bench saw "nothing held" at once, then trials started
+    in that first minute paged after ~50 s (the recovery hold) instead of ~5 s. 15 s covers a
+    5 s scrape, a 5 s evaluation and VictoriaMetrics' latency offset."""
     start = time.monotonic()
+    quiet_since = None
     while time.monotonic() - start < timeout:
-        if not tb.query(HELD):
-            return time.monotonic() - start
+        now = time.monotonic()
+        if tb.query(HELD):
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= quiet_for:
+            return now - start
         time.sleep(2)
     raise RuntimeError(f"lab still held back from paging {timeout:.0f} s after start: {tb.query(HELD)}")
 
 
 def run_trials(tb: Testbed, plan: list[tuple[str, object]], starts: list[float], timeout: float,
-               wait_resolved: bool) -> tuple[dict[str, list[float]], list[str]]:
+               wait_resolved: bool) -> tuple[dict[str, list[float]], list[str], list[dict]]:
     """One thread per (kind, device): dark at its planned offset, restored when paged (then waits for
     the resolved notification, so the lab is quiet at the end); returns latencies per kind, misses."""
     latencies: dict[str, list[float]] = {k: [] for k in ALERT}
     missed: list[str] = []
+    each: list[dict] = []  # every trial, in start order: which one was slow
     lock = threading.Lock()
 
     def trial(kind, device):
@@ -83,10 +94,12 @@ def run_trials(tb: Testbed, plan: list[tuple[str, object]], starts: list[float],
                 missed.append(f"{kind}:{device.name}")
             else:
                 latencies[kind].append(page.received_ts - since)
+            each.append({"kind": kind, "device": device.name, "start_s": round(since - t_wall, 1),
+                         "latency_s": round(page.received_ts - since, 1) if page else None})
         if page is not None and wait_resolved:
             tb.wait_alert(ALERT[kind], 180, since=page.received_ts, status="resolved", device=device.name)
 
-    t0 = time.monotonic()
+    t0, t_wall = time.monotonic(), time.time()
     threads = []
     for (kind, device), offset in zip(plan, starts, strict=True):
         time.sleep(max(0.0, t0 + offset - time.monotonic()))
@@ -95,7 +108,7 @@ def run_trials(tb: Testbed, plan: list[tuple[str, object]], starts: list[float],
         threads.append(t)
     for t in threads:
         t.join(timeout + 200)
-    return latencies, missed
+    return latencies, missed, sorted(each, key=lambda e: e["start_s"])
 
 
 def loss_phase(tb: Testbed, seconds: float, after: float) -> list[tuple[str, str]]:
@@ -126,8 +139,14 @@ def layout(sites: int, inventory: Path, work: Path, plan, starts, args, trees) -
         if not args.smoke:  # the smoke only checks that pages arrive, held or not
             out["quiet_after_s"] = round(wait_quiet(tb, 120))
         if sites > 1 and args.loss_minutes > 0:
+            load0 = os.getloadavg()[0]
             false = loss_phase(tb, args.loss_minutes * 60, 5 if args.smoke else 30)
-            out["loss_one_site"] = {"minutes": args.loss_minutes, "notifications": len(false), "alerts": false}
+            window = f"{round(args.loss_minutes * 60 + 30)}s"
+            overruns = {f"{r['metric'].get('site')} {r['metric'].get('policy', '')}".strip(): round(float(r["value"][1]))
+                        for r in tb.query(f"increase(wardops_exporter_round_overruns_total[{window}])")}
+            out["loss_one_site"] = {"minutes": args.loss_minutes, "notifications": len(false), "alerts": false,
+                                    "round_overruns": overruns,
+                                    "load_1m_start_end": [round(load0, 2), round(os.getloadavg()[0], 2)]}
             if not args.smoke:
                 wait_quiet(tb, 120)
         pids = {f"exporter site{k}": tb.daemons["exporter" if k == 1 else f"exporter-{k}"].pid()
@@ -136,11 +155,11 @@ def layout(sites: int, inventory: Path, work: Path, plan, starts, args, trees) -
         cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
         t0 = time.time()
         print(f"{len(plan)} trials ...", flush=True)
-        latencies, missed = run_trials(tb, plan, starts, 60, wait_resolved=not args.smoke)
+        latencies, missed, each = run_trials(tb, plan, starts, 60, wait_resolved=not args.smoke)
         wall = time.time() - t0
         cpu = {n: round(cpu_seconds(p) - cpu0[n], 2) for n, p in pids.items()}
     out.update({kind: stats(v) for kind, v in latencies.items()})
-    out.update({"missed": missed, "trial_wall_s": round(wall), "cpu_seconds": cpu,
+    out.update({"missed": missed, "trials": each, "trial_wall_s": round(wall), "cpu_seconds": cpu,
                 "cpu_share_of_core": {n: round(c / wall, 3) for n, c in cpu.items()}})
     return out
 

@@ -51,12 +51,22 @@ HELD = ("max_over_time((wardops_icmp_branch_up == 0)[60s:1s]) or "
         "max_over_time(site:wardops_probe_site:unhealthy[60s])")
 
 
-def quiet_after_start(tb, timeout: float = 75.0) -> None:
+def quiet_after_start(tb, timeout: float = 90.0, quiet_for: float = 15.0) -> None:
+    """Nothing held for `quiet_for` s in a row. One empty answer right after start is not enough: a
+    run that saw "nothing held after 0 s" then had its first DeviceDown held for the whole recovery
+    hold (53.9 s instead of ~6 s). 15 s covers a 5 s scrape, a 5 s evaluation and VictoriaMetrics'
+    latency offset."""
     start = time.monotonic()
+    quiet_since = None
     while time.monotonic() - start < timeout:
+        now = time.monotonic()
         held = tb.query(HELD)
-        if not held:
-            print(f"nothing held after {time.monotonic() - start:.0f} s")
+        if held:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= quiet_for:
+            print(f"nothing held for {quiet_for:.0f} s, {now - start:.0f} s after start")
             return
         time.sleep(2)
     raise AssertionError(f"still held after {timeout:.0f} s: {held}")
