@@ -30,6 +30,7 @@ SMOKES = [
     ("icmp_snapshot", (), r'"render": \{"devices": 200, "isp": \d+, "branches": 20, "full": \{"on_loop_ms"'),
     ("soak", (pytest.mark.lab,), r'"verdict": "ok"'),
     ("ha", (pytest.mark.lab, pytest.mark.stack), r"HA: 1 of 1 outages gave exactly one page and one resolve"),
+    ("sites", (pytest.mark.lab, pytest.mark.stack), r"smoke: the ISP uplink trial paged with 1 and 2 sites: yes"),
 ]
 
 
