@@ -41,6 +41,9 @@ def two_sites(tmp_path_factory):
         tb.wait_ingested(timeout=120)
         assert tb.canaries, "the exporters run without the lab's canaries"
         assert {r["metric"]["site"] for r in tb.query("wardops_icmp_up")} == {"site1", "site2"}
+        # Each exporter was started with --site: it reports the site vmagent scrapes it as.
+        assert {(r["metric"]["site"], r["metric"].get("exporter_site")) for r in tb.query(
+            "wardops_exporter_site_info")} == {("site1", "site1"), ("site2", "site2")}
         quiet_after_start(tb)
         yield tb
 

@@ -223,6 +223,8 @@ class Testbed:
         port = self.exporter_port_of(site)
         argv = ["exporter", "--inventory", source, "--netns", self.lab.probe_ns_of(site),
                 "--web.listen-address", f"{self.s.host}:{port}"]
+        if self.sites > 1:  # each exporter says which site it stands in (ExporterSiteMismatch compares)
+            argv += ["--site", self.site_name(site)]
         if site == 1:
             self.exporter_config = self._exporter_config()
         if self.exporter_config:
