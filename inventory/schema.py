@@ -134,7 +134,9 @@ def build_inventory(data: object, locate: Locator = json_locator, source: str = 
         chk.raise_if_any(InventoryError)
     profiles = _profiles(chk, top.get("snmp_profiles"))
     rules = _classify(chk, top.get("classify"), profiles)
-    devices = _devices(chk, top.get("devices"), rules, profiles)
+    device_paths: list[Path_] = []
+    devices = _devices(chk, top.get("devices"), rules, profiles, device_paths)
+    _branch_sites(chk, devices, device_paths)
     windows = _maintenance(chk, top.get("maintenance"), devices)
     topology = _topology(chk, top.get("topology"), devices)
     chk.raise_if_any(InventoryError)
@@ -382,7 +384,9 @@ def _fields(chk: _Checker, m: dict, p: Path_, profiles: dict) -> dict:
 
 # --- devices ----------------------------------------------------------------------------------
 
-def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: dict) -> list[Device]:
+def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: dict,
+             paths: list[Path_] | None = None) -> list[Device]:
+    """The valid devices; `paths` gets each one's place in the document, in the same order."""
     if value is None:
         return []
     if not isinstance(value, list):
@@ -432,7 +436,39 @@ def _devices(chk: _Checker, value: object, rules: list[ClassifyRule], profiles: 
                 kw["isp"] = fields["isp"]
             devices.append(Device(name=name, ip=ip.compressed, region=fields["region"], branch=fields["branch"],
                                   labels=frozen_labels(fields.get("labels")), location=where, **kw))
+            if paths is not None:
+                paths.append(p)
     return devices
+
+
+def _sites_text(sites: tuple[str, ...]) -> str:
+    return ", ".join(sites) if sites else "every site"
+
+
+def _branch_sites(chk: _Checker, devices: list[Device], paths: list[Path_]) -> None:
+    """A branch's verdict carries its ISP uplinks in its labels, and every probe site that probes
+    two or more of its devices exports one. So the sites that probe a branch must all probe the
+    same uplinks: the uplinks share one `sites` choice, and the branch's other devices are probed
+    from those sites only (or fewer). Otherwise one site's verdict names other uplinks (or none)
+    and BranchDown splits into one alert per site. An empty choice means every site."""
+    def within(inner: tuple[str, ...], outer: tuple[str, ...]) -> bool:
+        return not outer or (bool(inner) and set(inner) <= set(outer))
+
+    uplinks: dict[tuple[str, str], tuple[Device, Path_]] = {}
+    for d, p in zip(devices, paths, strict=True):
+        if d.enabled and d.role == "isp":
+            first = uplinks.setdefault((d.region, d.branch), (d, p))[0]
+            if set(d.sites) != set(first.sites):
+                chk.error(p + ("sites",), f"branch {quote(d.region)}/{quote(d.branch)}: its ISP uplinks must be "
+                                          f"probed from the same sites ({quote(first.name)}: {_sites_text(first.sites)}; "
+                                          f"this one: {_sites_text(d.sites)}); set sites for the whole branch")
+    for d, p in zip(devices, paths, strict=True):
+        first = uplinks.get((d.region, d.branch), (None,))[0]
+        if d.enabled and d.role != "isp" and first is not None and not within(d.sites, first.sites):
+            chk.error(p + ("sites",), f"branch {quote(d.region)}/{quote(d.branch)}: probed from "
+                                      f"{_sites_text(d.sites)}, but its ISP uplinks only from "
+                                      f"{_sites_text(first.sites)}; a site that does not probe the uplinks "
+                                      "cannot judge the branch (set sites for the whole branch)")
 
 
 def _ip(chk: _Checker, value, p: Path_):

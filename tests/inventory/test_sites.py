@@ -135,3 +135,34 @@ def test_wardops_check_reports_settings_errors(tmp_path):
     proc = wardops_check(str(inv), "--settings", str(bad))
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0].startswith(f"{bad}:1: sites: ")
+
+
+BRANCH = textwrap.dedent("""\
+    devices:
+      - {name: isp1, ip: 198.18.3.1, region: West, branch: Mall, role: isp, sites: [dc1]}
+      - {name: isp2, ip: 198.18.3.2, region: West, branch: Mall, role: isp, sites: [dc1, dc2]}
+      - {name: rtr, ip: 198.18.3.3, region: West, branch: Mall, sites: [dc2]}
+      - {name: atm, ip: 198.18.3.4, region: West, branch: Mall}
+      - {name: sw, ip: 198.18.3.5, region: West, branch: Mall, sites: [dc1]}
+      - {name: spare, ip: 198.18.3.6, region: West, branch: Mall, sites: [dc2], enabled: false}
+    """)
+
+
+def test_a_branchs_uplinks_share_their_sites_and_its_devices_stay_within_them():
+    """Each site exports a branch verdict labelled with the uplinks it probes: uplinks probed from
+    different sites, or a device probed from a site that probes no uplink, would split BranchDown
+    per site. Every such device is named at its line; a device within the uplinks' sites is fine,
+    and so is a disabled one."""
+    with pytest.raises(InventoryError) as exc:
+        loads_inventory(BRANCH, "inv.yml")
+    assert [str(p) for p in exc.value.problems] == [
+        "inv.yml:3: devices[1].sites: branch 'West'/'Mall': its ISP uplinks must be probed from the same sites "
+        "('isp1': dc1; this one: dc1, dc2); set sites for the whole branch",
+        "inv.yml:4: devices[2].sites: branch 'West'/'Mall': probed from dc2, but its ISP uplinks only from dc1; "
+        "a site that does not probe the uplinks cannot judge the branch (set sites for the whole branch)",
+        "inv.yml:5: devices[3].sites: branch 'West'/'Mall': probed from every site, but its ISP uplinks only "
+        "from dc1; a site that does not probe the uplinks cannot judge the branch (set sites for the whole branch)",
+    ]
+    whole = BRANCH.replace(", sites: [dc1, dc2]}", ", sites: [dc1]}").replace("sites: [dc2]}", "sites: [dc1]}")
+    assert {d.name: d.sites for d in loads_inventory(whole.replace("branch: Mall}", "branch: Mall, sites: [dc1]}"),
+                                                     "inv.yml").devices}["atm"] == ("dc1",)
