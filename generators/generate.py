@@ -16,7 +16,7 @@ from pathlib import Path
 
 from generators.alertmanager import build_alertmanager, config_problems
 from generators.dashboards import build_dashboards, dashboard_problems
-from generators.flags import build_flag_files, read_args
+from generators.flags import build_flag_files, build_ha_flag_files, read_args
 from generators.output import dump_json, dump_yaml, load_yaml, stamp
 from generators.rules import build_rule_groups, rule_problems
 from generators.settings import Settings
@@ -54,6 +54,11 @@ def generate_files(inv: Inventory, settings: Settings, source: str) -> dict[str,
     files["vmagent/scrape.yml"] = dump_yaml(build_scrape_config(settings), source)
     for name, text in build_flag_files(settings, "# " + stamp(source)).items():
         files[f"flags/{name}"] = text
+    if settings.ha:
+        members = [{"victoria_metrics": m.victoria_metrics, "alertmanager": m.alertmanager,
+                    "alertmanager_cluster": m.alertmanager_cluster} for m in settings.ha]
+        for name, text in build_ha_flag_files(members, "# " + stamp(source)).items():
+            files[f"flags/{name}"] = text
     problems = validate_files(files)
     if problems:
         raise GenerateError(problems)

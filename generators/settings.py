@@ -158,6 +158,16 @@ class Consensus:
 
 
 @dataclass(frozen=True, slots=True)
+class HaMember:
+    """One chain of an HA deployment (settings `ha: {members: [...]}`): its VictoriaMetrics, its
+    Alertmanager and that Alertmanager's gossip address."""
+
+    victoria_metrics: str  # URL
+    alertmanager: str  # URL
+    alertmanager_cluster: str  # host:port
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     receivers: tuple[Receiver, ...] = (Receiver("default", webhooks=(Webhook(DEFAULT_WEBHOOK_URL),)),)
     routing: Routing = Routing()
@@ -174,6 +184,8 @@ class Settings:
     # the consensus of the healthy sites. Empty: the one site above (`site`, `exporter_targets`).
     sites: tuple[Site, ...] = ()
     consensus: Consensus = Consensus()
+    # HA: two or more chains (`wardops generate` then writes flags/ha/*.args); empty: one stack.
+    ha: tuple[HaMember, ...] = ()
     exporter_scheme: str = "http"
     inventory_url: str | None = None  # inventory service; enables the HTTP SD probe job
     external_labels: object = field(default_factory=lambda: MappingProxyType({"monitor": "wardops"}))
@@ -200,7 +212,7 @@ DEFAULT_SETTINGS = Settings()
 # --- validation --------------------------------------------------------------------------------
 
 TOP_KEYS = ("receivers", "routing", "intervals", "thresholds", "urls", "exporter", "inventory_service",
-            "external_labels", "site", "time_zone", "sites", "consensus")
+            "external_labels", "site", "time_zone", "sites", "consensus", "ha")
 NUMBER_RANGES = {"loss_percent": (0.01, 100), "latency_ms": (0.1, 60000), "flap_changes": (2, 1000),
                  "isp_flap_changes": (2, 1000), "interface_flap_changes": (2, 1000), "round_overruns": (1, 1000),
                  "probe_site_blind_share": (0.05, 1.0), "targets_drop_share": (0.01, 1.0),
@@ -456,6 +468,52 @@ def _sites(chk: Checker, value, top: dict, exporter: dict) -> tuple[Site, ...] |
     return tuple(out)
 
 
+HA_MEMBER_KEYS = ("victoria_metrics", "alertmanager", "alertmanager_cluster")
+
+
+def _ha(chk: Checker, value) -> tuple[HaMember, ...] | object:
+    """`ha: {members: [{victoria_metrics: URL, alertmanager: URL, alertmanager_cluster: host:port}, ...]}`:
+    at least two members (one is a single stack), no address twice."""
+    m = chk.mapping(value, ("ha",), ("members",), null_ok=False)
+    if m is None:
+        return INVALID
+    path: Path_ = ("ha", "members")
+    raw = chk.seq(m.get("members"), path, "a list of two or more {victoria_metrics, alertmanager, "
+                  "alertmanager_cluster}", null_ok=False, non_empty=True)
+    if raw is None:
+        return INVALID
+    if len(raw) < 2:
+        chk.error(path, f"HA needs two or more members, got {len(raw)}")
+    out: list[HaMember] = []
+    seen: dict[str, tuple] = {}
+    for i, item in enumerate(raw):
+        p = path + (i,)
+        member = chk.mapping(item, p, HA_MEMBER_KEYS, null_ok=False)
+        if member is None:
+            continue
+        values = {}
+        for key in HA_MEMBER_KEYS:
+            if key not in member:
+                chk.error(p, f"missing required field {quote(key)}")
+                continue
+            if key == "alertmanager_cluster":
+                got = member[key] if isinstance(member[key], str) and _TARGET_RE.match(member[key]) else INVALID
+                if got is INVALID:
+                    chk.error(p + (key,), f"must be host:port, got {describe_value(member[key])}")
+            else:
+                got = chk.url(member[key], p + (key,))
+            if got is INVALID:
+                continue
+            if got in seen:
+                chk.error(p + (key,), f"{quote(got)} is already {'.'.join(map(str, seen[got]))}")
+                continue
+            seen[got] = ("ha", "members", i, key)
+            values[key] = got
+        if len(values) == len(HA_MEMBER_KEYS):
+            out.append(HaMember(**values))
+    return tuple(out)
+
+
 def build_settings(data: object, locate: Locator = json_locator, source: str = "") -> Settings:
     chk = _Settings(locate)
     top = chk.mapping(data, (), TOP_KEYS)
@@ -490,6 +548,8 @@ def build_settings(data: object, locate: Locator = json_locator, source: str = "
         kw["sites"] = sites
         if sites:  # the first site stands in where one exporter is meant (the /probe job)
             kw["site"], kw["exporter_targets"] = sites[0].name, sites[0].targets
+    if "ha" in top and (ha := _ha(chk, top["ha"])) is not INVALID:
+        kw["ha"] = ha
     chk.raise_if_any(SettingsError)
     return Settings(**kw)
 

@@ -47,7 +47,7 @@ INVALID = {
     ],
     "settings-invalid-unknown-key.yml": [
         f"{T}settings-invalid-unknown-key.yml:1: reciever: unknown key (allowed: receivers, routing, intervals, thresholds, urls, "
-        "exporter, inventory_service, external_labels, site, time_zone, sites, consensus)",
+        "exporter, inventory_service, external_labels, site, time_zone, sites, consensus, ha)",
         f"{T}settings-invalid-unknown-key.yml:5: thresholds.latency: unknown key (allowed: loss_percent, loss_window, loss_for, "
         "latency_ms, latency_window, latency_for, flap_changes, isp_flap_changes, flap_window, "
         "isp_flap_window, device_down_for, isp_down_for, interface_down_for, "
