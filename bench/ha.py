@@ -90,7 +90,8 @@ def run_stack(kind: str, inv_path: Path, tmp: Path, uplinks: list[str], victims:
         devices = iter(uplinks)
         for _ in range(trials):
             for victim in victims:
-                isp = next(d for d in tb.devices(role="isp") if d.name == next(devices))
+                name = next(devices)  # an uplink of its own per trial
+                isp = next(d for d in tb.devices(role="isp") if d.name == name)
                 result = trial(tb, isp, victim)
                 print(f"{kind}: {json.dumps(result)}", flush=True)
                 out.append(result)
