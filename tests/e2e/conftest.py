@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,34 @@ def require_parts(trees: dict) -> None:
     missing = [c for c in ("exporter", "generate") if c not in trees and not command_available(c)]
     if missing:
         pytest.skip(f"wardops {' and '.join(missing)} not installed yet: no end-to-end chain to test")
+
+
+# What holds pages back for the recovery hold (60 s): a branch verdict that was dark or a probe site
+# that was out of the consensus. Daemons starting a few seconds apart can leave either behind.
+HELD = ("max_over_time((wardops_icmp_branch_up == 0)[60s:1s]) or "
+        "max_over_time(site:wardops_probe_site:unhealthy[60s])")
+
+
+def quiet_after_start(tb, timeout: float = 90.0, quiet_for: float = 15.0) -> None:
+    """Nothing held for `quiet_for` s in a row before the first scenario. One empty answer right
+    after start is not enough: runs that did not wait had their first page held for the whole
+    recovery hold (IspLinkDown after 53.6 s instead of ~5 s; DeviceDown after 53.9 s). 15 s covers a
+    5 s scrape, a 5 s evaluation and VictoriaMetrics' latency offset."""
+    start = time.monotonic()
+    quiet_since = None
+    held: list = []
+    while time.monotonic() - start < timeout:
+        now = time.monotonic()
+        held = tb.query(HELD)
+        if held:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= quiet_for:
+            print(f"nothing held for {quiet_for:.0f} s, {now - start:.0f} s after start")
+            return
+        time.sleep(2)
+    raise AssertionError(f"still held after {timeout:.0f} s: {held}")
 
 
 @pytest.fixture
@@ -65,4 +94,5 @@ def testbed(tmp_path_factory):
                                  inventory_port=inventory_port, trees=trees), log=lambda _m: None)
     with tb:
         tb.wait_ingested(timeout=120)
+        quiet_after_start(tb)
         yield tb

@@ -14,7 +14,7 @@ import pytest
 
 from inventory.dump import dump_yaml
 from inventory.synth import synth_inventory
-from tests.e2e.conftest import dev_trees, e2e_lab_name, require_parts
+from tests.e2e.conftest import dev_trees, e2e_lab_name, quiet_after_start, require_parts
 from wardops.stack.ha_testbed import HaTestbed
 from wardops.stack.stack import ephemeral_ports, free_ports
 from wardops.stack.testbed import TestbedSettings
@@ -28,10 +28,6 @@ PAGE_WITHIN = 30.0
 # A duplicate would come from the restarted member (re-sent firing) or the second Alertmanager
 # (its peer timeout, 5 s) or the next group_interval tick (critical: 10 s): wait past all of them.
 QUIET = 15.0
-# What holds pages back for the recovery hold (60 s) after the start: a branch verdict that was dark
-# or a probe site that was out of the consensus (the site exporters start seconds apart).
-HELD = ("max_over_time((wardops_icmp_branch_up == 0)[60s:1s]) or "
-        "max_over_time(site:wardops_probe_site:unhealthy[60s])")
 LATENCIES: dict[str, float] = {}
 RESOLVES: dict[str, int] = {}
 
@@ -51,7 +47,7 @@ def ha(tmp_path_factory):
                                    trees=trees, snmp=False), log=lambda _m: None)
     with tb:
         tb.wait_ingested_everywhere(timeout=120)
-        wait(lambda: not tb.query(HELD), 90, "no branch verdict or probe site held after the start")
+        quiet_after_start(tb)
         yield tb
     print("HA latencies (uplink dark -> IspLinkDown notification):", LATENCIES, "resolves:", RESOLVES)
 

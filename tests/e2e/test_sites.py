@@ -14,7 +14,7 @@ import pytest
 
 from inventory.dump import dump_yaml
 from inventory.synth import synth_bank_inventory
-from tests.e2e.conftest import dev_trees, e2e_lab_name, require_parts
+from tests.e2e.conftest import dev_trees, e2e_lab_name, quiet_after_start, require_parts
 from tests.e2e.test_root_cause_scenarios import pages, settle
 from wardops.stack.stack import ephemeral_ports, free_ports
 from wardops.stack.testbed import Testbed, TestbedSettings
@@ -46,33 +46,6 @@ def two_sites(tmp_path_factory):
             "wardops_exporter_site_info")} == {("site1", "site1"), ("site2", "site2")}
         quiet_after_start(tb)
         yield tb
-
-
-# What holds pages back for the recovery hold (60 s): a branch verdict that was dark or a site that
-# was out of the consensus. Exporters starting a few seconds apart can leave either behind.
-HELD = ("max_over_time((wardops_icmp_branch_up == 0)[60s:1s]) or "
-        "max_over_time(site:wardops_probe_site:unhealthy[60s])")
-
-
-def quiet_after_start(tb, timeout: float = 90.0, quiet_for: float = 15.0) -> None:
-    """Nothing held for `quiet_for` s in a row. One empty answer right after start is not enough: a
-    run that saw "nothing held after 0 s" then had its first DeviceDown held for the whole recovery
-    hold (53.9 s instead of ~6 s). 15 s covers a 5 s scrape, a 5 s evaluation and VictoriaMetrics'
-    latency offset."""
-    start = time.monotonic()
-    quiet_since = None
-    while time.monotonic() - start < timeout:
-        now = time.monotonic()
-        held = tb.query(HELD)
-        if held:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = now
-        elif now - quiet_since >= quiet_for:
-            print(f"nothing held for {quiet_for:.0f} s, {now - start:.0f} s after start")
-            return
-        time.sleep(2)
-    raise AssertionError(f"still held after {timeout:.0f} s: {held}")
 
 
 def test_a_device_dark_for_both_sites_is_one_device_down_resolved_once(two_sites):
