@@ -83,7 +83,7 @@ def test_alert_of_both_chains_is_notified_once(ha_stack):
         firing = [json.loads(line) for line in lines]
     assert firing, "no notification within 90 s"
     for port in (p.vmalert, p.vmalert_2):  # both chains raise it
-        alerts = get(f"http://127.0.0.1:{port}/api/v1/alerts")["data"]["alerts"]
+        alerts = get(f"http://127.0.0.1:{port}/api/v1/alerts")["data"]["alerts"] or []  # null while none is active
         assert any(a["name"] == "ExporterDown" and a["state"] == "firing" for a in alerts)
     for port in (p.alertmanager, p.alertmanager_2):  # each Alertmanager holds it once
         names = [a["labels"]["alertname"] for a in get(f"http://127.0.0.1:{port}/api/v2/alerts")]

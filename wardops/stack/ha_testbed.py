@@ -69,8 +69,10 @@ class HaTestbed(Testbed):
         port = self.s.ports.of("vmalert", n)
         try:
             with urllib.request.urlopen(f"http://{self.s.host}:{port}/api/v1/alerts", timeout=5) as resp:
-                alerts = json.loads(resp.read())["data"]["alerts"]
-        except (urllib.error.URLError, OSError, KeyError, ValueError):
+                # vmalert answers "alerts": null, not [], while no rule is active (seen right after
+                # a restart, before the first evaluation restored the outage).
+                alerts = json.loads(resp.read())["data"]["alerts"] or []
+        except (urllib.error.URLError, OSError, KeyError, ValueError, TypeError):
             return False
         return any(a["name"] == name and a["state"] == "firing"
                    and all(a["labels"].get(k) == v for k, v in labels.items()) for a in alerts)
