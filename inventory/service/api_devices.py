@@ -13,11 +13,20 @@ from inventory.service.auth import ADMIN, READ, require
 from inventory.service.db import devices_table as T
 from inventory.service.errors import ApiError, item_problem
 from inventory.service.store import Draft, Origin
-from inventory.service.web import int_param, json_body, json_object, query, store, with_generation, write
+from inventory.service.web import (
+    int_param,
+    json_body,
+    json_object,
+    query,
+    site_param,
+    store,
+    with_generation,
+    write,
+)
 
 bp = Blueprint("devices", __name__, url_prefix="/api/v1/devices")
 
-LIST_PARAMS = ("limit", "offset", "cursor", "region", "branch", "role", "enabled", "snmp", "q")
+LIST_PARAMS = ("limit", "offset", "cursor", "region", "branch", "role", "enabled", "snmp", "site", "q")
 MAX_LIMIT = 1000
 # Longer than any device name or address; SQLite refuses LIKE patterns over 50,000 bytes (a 500).
 MAX_Q = 200
@@ -84,6 +93,11 @@ def _filters(params: dict) -> list:
         # `snmp=` (empty): devices without SNMP; profile names are never empty
         value = params["snmp"]
         where.append(T.c.snmp.is_(None) if value == "" else T.c.snmp == value)
+    site = site_param(params)
+    if site is not None:
+        # What that probe site probes: devices naming it, and those naming none (every site). A
+        # site name has no quote character (NAME_RE), so '"NAME"' matches one whole JSON list item.
+        where.append(or_(T.c.sites == "[]", T.c.sites.contains(f'"{site}"', autoescape=True)))
     if "q" in params and params["q"]:
         if len(params["q"]) > MAX_Q:
             raise ApiError(400, "bad_request", f"query parameter 'q' is longer than {MAX_Q} characters",

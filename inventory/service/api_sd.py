@@ -14,7 +14,6 @@ import re
 from flask import Blueprint, current_app, request
 
 from inventory.model import (
-    NAME_RE,
     ROLES,
     SD_META_LABEL_PREFIX,
     SD_META_SITES,
@@ -26,7 +25,7 @@ from inventory.model import (
 )
 from inventory.service.auth import READ, require
 from inventory.service.errors import ApiError
-from inventory.service.web import query, store
+from inventory.service.web import query, site_param, store
 
 bp = Blueprint("sd", __name__, url_prefix="/api/v1")
 MAX_SHARDS = 1024
@@ -56,15 +55,6 @@ def _shard(params: dict) -> tuple[int, int] | None:
     return int(i), int(n)
 
 
-def _site(params: dict) -> str | None:
-    if "site" not in params:
-        return None
-    site = params["site"]
-    if not NAME_RE.match(site) or len(site) > 128:
-        raise ApiError(400, "bad_request", "site must be a probe site name like dc1",
-                       [{"message": "want a site name", "location": "query.site", "field": "site"}])
-    return site
-
 
 def sd_groups(inv: Inventory, role=frozenset(), exclude_role=frozenset(), shard=None, site=None) -> list[dict]:
     """`site`: only the devices that probe site probes (those naming it, and those naming none)."""
@@ -91,7 +81,7 @@ def sd_groups(inv: Inventory, role=frozenset(), exclude_role=frozenset(), shard=
 @require(READ)
 def sd():
     params = query(("role", "exclude_role", "shard", "site"))
-    key = ("sd", _roles(params, "role"), _roles(params, "exclude_role"), _shard(params), _site(params))
+    key = ("sd", _roles(params, "role"), _roles(params, "exclude_role"), _shard(params), site_param(params))
     snap = store().snapshot()
     if snap.inventory is None:
         raise ApiError(503, "unavailable", "the stored inventory does not validate (see /healthz)")

@@ -139,6 +139,8 @@ def document() -> dict:
                           _q("region", STR), _q("branch", STR), _q("role", ROLE_LIST),
                           _q("enabled", {"type": "string", "enum": ["true", "false"]}),
                           _q("snmp", STR, "SNMP profile name; empty: devices without SNMP"),
+                          _q("site", STR, "probe site name: only the devices that site probes "
+                                          "(sites naming it, or none)"),
                           _q("q", STR, "substring of the name (case-insensitive) or IP")]),
             "post": op("Create a device", {201: ref("Device")}, WRITE_ERRORS, True, body=ref("DeviceInput")),
         },

@@ -9,6 +9,7 @@ import re
 from flask import current_app, request
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, StatementError
 
+from inventory.model import NAME_RE
 from inventory.service.errors import ApiError, rejection
 from inventory.service.store import ChangeRejected, InventoryStore, StorageError
 
@@ -99,6 +100,17 @@ def int_param(params: dict, key: str, default: int, low: int, high: int) -> int:
                        [{"message": f"must be a whole number from {low} to {high}", "location": f"query.{key}",
                          "field": key}])
     return int(text)
+
+
+def site_param(params: dict) -> str | None:
+    """`?site=NAME`: a probe site name (the inventory's own name rule), or None when absent."""
+    if "site" not in params:
+        return None
+    site = params["site"]
+    if not NAME_RE.match(site) or len(site) > 128:
+        raise ApiError(400, "bad_request", "site must be a probe site name like dc1",
+                       [{"message": "want a site name", "location": "query.site", "field": "site"}])
+    return site
 
 
 def write(change):

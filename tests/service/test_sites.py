@@ -38,6 +38,26 @@ def test_sites_round_trip_crud_bulk_and_sd(client):
     assert client.get("/api/v1/sd?site=Bad%20Name").status_code == 400
 
 
+def list_names(client, query: str) -> list[str]:
+    r = client.get("/api/v1/devices" + query)
+    assert r.status_code == 200, r.json
+    return [d["name"] for d in r.json["items"]]
+
+
+def test_device_list_filters_by_site_like_sd(client):
+    r = client.post("/api/v1/devices/bulk", json={"create": [
+        device(1, sites=["dc1"]), device(2), device(3, sites=["dc10"]), device(4, sites=["dc2", "dc1"])]},
+        headers=AUTH)
+    assert r.status_code == 200, r.json
+    # one whole list item: dc1 is not a prefix match of dc10
+    assert list_names(client, "?site=dc1") == ["dev1", "dev2", "dev4"] == sd_names(client, "?site=dc1")
+    assert list_names(client, "?site=dc10") == ["dev2", "dev3"] == sd_names(client, "?site=dc10")
+    assert list_names(client, "?site=dc1&role=router") == [
+        d for d in ["dev1", "dev2", "dev4"] if client.get(f"/api/v1/devices/{d}").json["role"] == "router"]
+    r = client.get('/api/v1/devices?site=%22dc1')
+    assert r.status_code == 400 and r.json["problems"][0]["location"] == "query.site", r.json
+
+
 def test_bad_sites_are_item_errors(client):
     r = client.post("/api/v1/devices/bulk", json={"create": [device(1, sites=[]), device(2, sites=["dc1", "dc1"]),
                                                              device(3, sites="dc1")]}, headers=AUTH)
