@@ -99,9 +99,18 @@ def check(args) -> int:
         except TargetError as exc:
             print(f"{args.inventory}: {exc}", file=sys.stderr)
             inv, ok = None, False
+    try:
+        site = site_flag(args.site) or (cfg.site.name if cfg else None)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        site, ok = None, False
     if args.inventory and inv is not None:
         print(f"OK: inventory {args.inventory}: {len(inv.enabled_devices())} enabled devices, "
               f"{len(inv.snmp_profiles)} SNMP profiles")
+        if site is not None:  # what this exporter will probe: a wrong --site shows as 0 here
+            probed = sum(d.probed_from(site) for d in inv.enabled_devices())
+            print(f"{'OK' if probed else 'WARNING'}: probe site {site}: {probed} of "
+                  f"{len(inv.enabled_devices())} enabled devices")
     return 0 if ok else 1
 
 

@@ -133,3 +133,18 @@ def test_config_check_fetches_an_inventory_url(capsys):
 def test_old_check_config_spelling_still_works(capsys):
     assert main(["exporter", "--check-config", str(DATA / "valid-full.yml")]) == 0
     assert "isp every 2s" in capsys.readouterr().out
+
+
+def test_config_check_says_what_the_site_probes(tmp_path, capsys):
+    inv = tmp_path / "inv.yml"
+    inv.write_text("devices:\n"
+                   "  - {name: a, ip: 198.18.0.1, region: r, branch: b, sites: [dc1]}\n"
+                   "  - {name: b, ip: 198.18.0.2, region: r, branch: b, sites: [dc2]}\n"
+                   "  - {name: c, ip: 198.18.0.3, region: r, branch: b}\n")
+    assert main(["exporter", "--config.check", "--inventory", str(inv), "--site", "dc1"]) == 0
+    assert "OK: probe site dc1: 2 of 3 enabled devices" in capsys.readouterr().out
+    # a site no device names still probes those naming none; a site name with a typo shows it
+    assert main(["exporter", "--config.check", "--inventory", str(inv), "--site", "dc-1"]) == 0
+    assert "probe site dc-1: 1 of 3 enabled devices" in capsys.readouterr().out
+    assert main(["exporter", "--config.check", "--inventory", str(inv), "--site", "Bad Site"]) == 1
+    assert "--site must be a probe site name" in capsys.readouterr().err
