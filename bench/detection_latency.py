@@ -25,6 +25,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.common import stop_on_sigterm
 from inventory.dump import dump_yaml
 from inventory.synth import synth_inventory
 from wardops.stack.stack import ephemeral_ports, free_ports
@@ -107,6 +108,7 @@ def loss_phase(tb: Testbed, minutes: float, trial_devices: set[str], t_start: fl
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=300)
     parser.add_argument("--trials", type=int, default=20, help="per kind (ISP uplink, ordinary device)")

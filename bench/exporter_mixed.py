@@ -32,7 +32,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import proc_cpu, spawn_exporter
+from bench.common import proc_cpu, spawn_exporter, stop_on_sigterm
 from wardops.lab.netns import Lab
 from wardops.lab.snmpagents import add_veth_interfaces, start_snmpd
 
@@ -202,6 +202,7 @@ def render_compare(n: int, interfaces: int = 24, repeat: int = 3) -> dict:
 
 
 def main() -> int:
+    stop_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--icmp", type=int, default=10000, help="ICMP devices")
     ap.add_argument("--snmp", type=int, default=1000, help="of which polled over SNMP in the mixed phase")

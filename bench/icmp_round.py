@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 
-from bench.common import cpu_self, inprocess_exporter
+from bench.common import cpu_self, inprocess_exporter, stop_on_sigterm
 
 LAB_BASE = ipaddress.ip_address("198.18.0.0")
 
@@ -281,6 +281,7 @@ def verdict(down: list[str], truth: set[str]) -> tuple[int, int]:
 
 
 def main() -> int:
+    stop_on_sigterm()
     ap = argparse.ArgumentParser()
     ap.add_argument("--worker", choices=("round", "steady", "detect"))
     ap.add_argument("--lab")

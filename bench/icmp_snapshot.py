@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 
-from bench.common import cpu_self, inprocess_exporter
+from bench.common import cpu_self, inprocess_exporter, stop_on_sigterm
 
 ISP_SHARE = 0.12  # the bank-shaped lab: 875 devices, ~105 uplinks over 88-93 branches
 
@@ -132,6 +132,7 @@ def worker(args) -> None:
 
 
 def main() -> int:
+    stop_on_sigterm()
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="875,10000")
     ap.add_argument("--seconds", type=float, default=30.0)

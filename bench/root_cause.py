@@ -1,7 +1,7 @@
 """Root-cause chaos run: one page per root cause, on the real chain, under correlated failures.
 
-    sudo .venv/bin/python bench/root_cause.py [--minutes 30] [--seed 11] [--topology] [--json FILE]
-    sudo .venv/bin/python bench/root_cause.py --smoke        # ~3 minutes in all, a small bank (CI)
+    sudo .venv/bin/python -m bench.root_cause [--minutes 30] [--seed 11] [--topology] [--json FILE]
+    sudo .venv/bin/python -m bench.root_cause --smoke        # ~3 minutes in all, a small bank (CI)
 
 A bank-shaped inventory (875 devices, 93 branches in 8 regions of 4-30 branches, most branches on
 one ISP uplink) is simulated in a namespace lab and probed by the real exporter; vmagent,
@@ -47,6 +47,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.common import stop_on_sigterm
 from inventory.dump import inventory_data
 from inventory.errors import InventoryError
 from inventory.loader import load_inventory
@@ -486,6 +487,7 @@ def _terminated(signum, _frame) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--minutes", type=float, default=30.0, help="whole run after start-up (default 30)")

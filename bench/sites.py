@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 
+from bench.common import stop_on_sigterm
 from bench.detection_latency import cpu_seconds, percentile
 from inventory.dump import dump_yaml
 from inventory.synth import synth_inventory
@@ -186,6 +187,7 @@ def table(results: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    stop_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--devices", type=int, default=300)

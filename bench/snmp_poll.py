@@ -31,7 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import free_port, proc_cpu
+from bench.common import free_port, proc_cpu, stop_on_sigterm
 from exporter.netns import LoopThread, enter_netns
 from exporter.snmp import SnmpPoller
 from exporter.snmp.oids import DYNAMIC_COLUMNS, STATIC_COLUMNS
@@ -132,6 +132,7 @@ def scrape_all(pool, port: int, targets: list[str]) -> tuple[int, int]:
 
 
 def main() -> int:
+    stop_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", type=int, nargs="+", default=[100, 1000])
     ap.add_argument("--agents", type=int, default=4, help="snmpd processes (ports 1161..)")

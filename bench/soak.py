@@ -34,7 +34,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import spawn_exporter
+from bench.common import spawn_exporter, stop_on_sigterm
 from wardops.lab.netns import Lab
 from wardops.lab.snmpagents import start_snmpd
 
@@ -93,6 +93,7 @@ def growth(samples: list[dict], key: str, warmup: int) -> dict:
 
 
 def main() -> int:
+    stop_on_sigterm()
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=60.0, help="run time (default 60)")
     ap.add_argument("--targets", type=int, default=10000)

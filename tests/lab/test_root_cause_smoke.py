@@ -1,4 +1,4 @@
-"""`bench/root_cause.py --smoke` on the real chain (root, namespaces, daemons; ~4 minutes): every
+"""`python -m bench.root_cause --smoke` on the real chain (root, namespaces, daemons; ~4 minutes): every
 kind of root cause is injected and restored, a dark branch's BranchDown is found, every outage of a
 branch or more pages at least once and is attributed, and the lab ends clean. How many pages and
 which ones are the benchmark's to judge (printed and written), not this test's: they depend on the
@@ -16,15 +16,15 @@ import pytest
 
 pytestmark = [pytest.mark.stack, pytest.mark.lab, pytest.mark.slow]
 
-BENCH = Path(__file__).parents[2] / "bench" / "root_cause.py"
+REPO = Path(__file__).parents[2]
 
 
 def test_smoke_run_injects_every_kind_and_restores(tmp_path):
     if os.geteuid() != 0:
         pytest.fail("the root-cause smoke run needs root (network namespaces); run the suite as root")
     out = tmp_path / "result.json"
-    proc = subprocess.run([sys.executable, str(BENCH), "--smoke", "--seed", "3", "--json", str(out)],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run([sys.executable, "-m", "bench.root_cause", "--smoke", "--seed", "3", "--json", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["lab_clean_after"] is True
