@@ -72,9 +72,12 @@ def trial(tb: Testbed, isp, victim: str) -> dict:
     restored = time.time()
     resolved = tb.wait_alert("IspLinkDown", PAGE_TIMEOUT, since=restored, status="resolved", device=isp.name)
     time.sleep(QUIET)
-    sent = [a.status for a in tb.alerts(since) if a.name == "IspLinkDown" and a.labels.get("device") == isp.name]
+    got = [a for a in tb.alerts(since) if a.name == "IspLinkDown" and a.labels.get("device") == isp.name]
+    sent = [a.status for a in got]
     return {"victim": victim, "device": isp.name, "latency": round(page.received_ts - since, 1) if page else None,
-            "firing": sent.count("firing"), "resolved": sent.count("resolved"), "resolve_seen": resolved is not None}
+            "firing": sent.count("firing"), "resolved": sent.count("resolved"), "resolve_seen": resolved is not None,
+            # every notification: seconds after the uplink went dark, status, the Alertmanager that sent it
+            "sent": [(round(a.received_ts - since, 1), a.status, a.sender) for a in got]}
 
 
 def run_stack(kind: str, inv_path: Path, tmp: Path, uplinks: list[str], victims: tuple[str, ...],

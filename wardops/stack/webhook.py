@@ -38,6 +38,8 @@ class Received:
     ends_at: str
     received_ts: float  # epoch seconds, when the notification arrived
     receiver: str
+    # The notification's externalURL: which Alertmanager sent it (tells the members of a cluster apart).
+    sender: str = ""
 
     @property
     def received_at(self) -> datetime:
@@ -51,7 +53,7 @@ def alerts_of(record: dict) -> Iterator[Received]:
         yield Received(name=labels.get("alertname", ""), status=a.get("status", ""), labels=labels,
                        annotations=a.get("annotations", {}), starts_at=a.get("startsAt", ""),
                        ends_at=a.get("endsAt", ""), received_ts=record["received_ts"],
-                       receiver=n.get("receiver", ""))
+                       receiver=n.get("receiver", ""), sender=n.get("externalURL", ""))
 
 
 class WebhookReceiver:
