@@ -4,10 +4,12 @@ the generated consensus rules. A site's own path failing is one ProbeSiteDegrade
 branch page, and once restored the site rejoins the consensus without any page; a device or an ISP
 uplink dark for both sites is one DeviceDown / IspLinkDown without a `site` label, resolved once;
 1 % loss on one site's path pages nobody.
-The site cut runs last: the cut site stays out of the consensus for the recovery hold after it."""
+The site cut runs after them: the cut site stays out of the consensus for the recovery hold after it.
+Last, an exporter started with the other site's name is one ExporterSiteMismatch warning."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -156,3 +158,40 @@ def wait_rejoined(tb, site: str, timeout: float) -> float:
             return time.time()
         time.sleep(2)
     raise AssertionError(f"{site} still out of the consensus {timeout:.0f} s after its page resolved")
+
+
+def test_an_exporter_started_for_the_other_site_is_one_site_mismatch_warning(two_sites):
+    """Site 2's exporter restarted with `--site site1` (a unit file copied from site 1): vmagent
+    still scrapes it as site2, so ExporterSiteMismatch warns once, naming both; started again with
+    its own name, the warning resolves once. Nothing else is notified: no device here names a site,
+    so both names probe the same devices, and the restart is shorter than ExporterDown's `for`.
+    Last in the module: the restart starts site 2's device states afresh."""
+    tb = two_sites
+    right = tb.daemons["exporter-2"]
+    argv = list(right.argv)
+    argv[argv.index("--site") + 1] = "site1"
+    wrong = dataclasses.replace(right, argv=tuple(argv))
+    since = time.time()
+    assert right.stop(), "site 2's exporter was not running"
+    try:
+        wrong.start()
+        wrong.wait_healthy(30)
+        page = tb.wait_alert("ExporterSiteMismatch", 120, since=since)
+        assert page is not None, "no ExporterSiteMismatch within 120 s of the wrong --site"
+        latency = round(page.received_ts - since, 1)
+    finally:
+        wrong.stop()
+        right.start()
+        right.wait_healthy(30)
+    fixed = time.time()
+    resolved = tb.wait_alert("ExporterSiteMismatch", 120, since=fixed, status="resolved")
+    assert resolved is not None, "ExporterSiteMismatch not resolved within 120 s of the right --site"
+    print(f"wrong --site: ExporterSiteMismatch after {latency} s, resolved "
+          f"{resolved.received_ts - fixed:.1f} s after the fix")
+    assert page.labels["site"] == "site2" and page.labels["exporter_site"] == "site1", page.labels
+    assert page.labels["severity"] == "warning"
+    settle(tb, 10)
+    got = sorted({(a.name, a.status) for a in tb.alerts(since) if a.name != "Watchdog"})
+    assert got == [("ExporterSiteMismatch", "firing"), ("ExporterSiteMismatch", "resolved")], got
+    assert len(distinct(tb.alerts(since), "ExporterSiteMismatch")) == 1
+    assert len(distinct(tb.alerts(since), "ExporterSiteMismatch", status="resolved")) == 1
