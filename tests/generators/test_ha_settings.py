@@ -89,6 +89,8 @@ def test_member_inventory_services_each_feed_the_probe_job():
     assert probe_sd_urls(HA_SERVICES) == ["http://inv-1:10119/api/v1/sd", "http://inv-2:10119/api/v1/sd"]
     files = generate_files(load_inventory(EXAMPLE_INVENTORY), loads_settings(HA_SERVICES, "s.yml"), "example")
     assert "http://inv-2:10119/api/v1/sd" in files["vmagent/scrape.yml"]
+    assert read_args(files["flags/vmagent.args"]) == ["-promscrape.httpSDCheckInterval=30s",
+                                                      "-promscrape.suppressDuplicateScrapeTargetErrors=true"]
     # Without member services: the one inventory_service.url, as for a single stack; neither: no job.
     assert probe_sd_urls(HA + "inventory_service: {url: 'http://inv-0:10119'}\n") == ["http://inv-0:10119/api/v1/sd"]
     assert probe_sd_urls(HA) == []

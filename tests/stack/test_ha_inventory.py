@@ -141,8 +141,10 @@ def test_down_leaves_no_process(stack, capsys):
     assert main(["stack", "down", "--dir", str(stack.dir)]) == 0
     assert not any(alive(pid) for pid in pids)
     assert not list((stack.dir / "run").glob("*.pid"))
+    assert not (stack.dir / "secrets" / "inventory-db").exists()
     assert main(["stack", "status", "--dir", str(stack.dir)]) == 3
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert [line.split()[:2] for line in out.splitlines()] == [[name, "down"] for name in MEMBERS]
 
 
 @pytest.mark.parametrize(("flags", "message"), [

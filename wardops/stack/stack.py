@@ -158,7 +158,8 @@ class Stack:
         data["dir"] = directory
         data["ports"] = Ports(**data["ports"])
         data["config_dir"] = Path(data["config_dir"]) if data.get("config_dir") else None
-        data["inventory_db"] = read_secret(directory) if data.get("inventory_db") else ""
+        # Masked when the secret file is gone (after `down`): `status` still lists the services.
+        data["inventory_db"] = (read_secret(directory) or data["inventory_db"]) if data.get("inventory_db") else ""
         return cls(StackSettings(**data))
 
     def _save(self) -> None:
@@ -284,7 +285,7 @@ class Stack:
                 f"-promscrape.httpSDCheckInterval={s.sd_check_interval}",
                 # Two services list the same devices: one dropped copy per device and SD check would
                 # each log an error line (generators/vmagent.py probe_job).
-                *(["-promscrape.suppressDuplicateScrapeTargetErrors"] if len(self.service_members()) > 1 else []),
+                *(["-promscrape.suppressDuplicateScrapeTargetErrors=true"] if len(self.service_members()) > 1 else []),
             ], vmagent_ha_flags(vm_urls) if s.ha else ()), s.url(p.of("vmagent", n)) + "/health")
             out[alert] = daemon(alert, flags("vmalert", [
                 find_binary("vmalert"), f"-httpListenAddr={listen(p.of('vmalert', n))}",
@@ -377,6 +378,7 @@ class Stack:
             if daemon.stop():
                 stopped.append(name)
                 log(f"stack: {name} stopped")
+        secret_file(self.dir).unlink(missing_ok=True)  # nothing runs that needs the URL any more
         return stopped
 
     def status(self) -> dict[str, dict]:
