@@ -142,6 +142,7 @@ def test_down_leaves_no_process(stack, capsys):
     assert not any(alive(pid) for pid in pids)
     assert not list((stack.dir / "run").glob("*.pid"))
     assert not (stack.dir / "secrets" / "inventory-db").exists()
+    capsys.readouterr()
     assert main(["stack", "status", "--dir", str(stack.dir)]) == 3
     out = capsys.readouterr().out
     assert [line.split()[:2] for line in out.splitlines()] == [[name, "down"] for name in MEMBERS]
