@@ -10,6 +10,7 @@ to its evaluation interval.
 from __future__ import annotations
 
 from generators.settings import Settings
+from generators.vmagent import inventory_sd_urls
 
 # flag -> why; kept in the file as comments, so a reader of the args file sees the reason.
 VICTORIA_METRICS = (
@@ -25,9 +26,14 @@ VMALERT = (
 
 def vmagent_flags(settings: Settings) -> tuple[tuple[str, str], ...]:
     out = []
-    if settings.inventory_url:
+    sd_urls = inventory_sd_urls(settings)
+    if sd_urls:
         out.append(("-promscrape.httpSDCheckInterval=30s",
                     "vmagent 1.79.5 reads HTTP SD refresh only from this flag, not from the scrape config"))
+    if len(sd_urls) > 1:
+        out.append(("-promscrape.suppressDuplicateScrapeTargetErrors=true",
+                    "every member's inventory service lists the same devices: vmagent probes each once and "
+                    "would log an error line per dropped copy at every SD check"))
     return tuple(out)
 
 

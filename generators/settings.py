@@ -160,11 +160,13 @@ class Consensus:
 @dataclass(frozen=True, slots=True)
 class HaMember:
     """One chain of an HA deployment (settings `ha: {members: [...]}`): its VictoriaMetrics, its
-    Alertmanager and that Alertmanager's gossip address."""
+    Alertmanager and that Alertmanager's gossip address; optionally its inventory service (every
+    member or none), whose HTTP SD the /probe job then reads beside the other members'."""
 
     victoria_metrics: str  # URL
     alertmanager: str  # URL
     alertmanager_cluster: str  # host:port
+    inventory_service: str | None = None  # URL
 
 
 @dataclass(frozen=True, slots=True)
@@ -469,11 +471,13 @@ def _sites(chk: Checker, value, top: dict, exporter: dict) -> tuple[Site, ...] |
 
 
 HA_MEMBER_KEYS = ("victoria_metrics", "alertmanager", "alertmanager_cluster")
+HA_MEMBER_OPTIONAL = ("inventory_service",)
 
 
 def _ha(chk: Checker, value) -> tuple[HaMember, ...] | object:
-    """`ha: {members: [{victoria_metrics: URL, alertmanager: URL, alertmanager_cluster: host:port}, ...]}`:
-    at least two members (one is a single stack), no address twice."""
+    """`ha: {members: [{victoria_metrics: URL, alertmanager: URL, alertmanager_cluster: host:port,
+    inventory_service: URL (optional)}, ...]}`: at least two members (one is a single stack), no
+    address twice, an inventory service on every member or on none."""
     m = chk.mapping(value, ("ha",), ("members",), null_ok=False)
     if m is None:
         return INVALID
@@ -486,13 +490,21 @@ def _ha(chk: Checker, value) -> tuple[HaMember, ...] | object:
         chk.error(path, f"HA needs two or more members, got {len(raw)}")
     out: list[HaMember] = []
     seen: dict[str, tuple] = {}
+    # The /probe job reads every member's inventory service: one member without would be a
+    # service nobody lists (or a typo), so it is every member or none.
+    with_service = [i for i, item in enumerate(raw) if isinstance(item, dict) and "inventory_service" in item]
     for i, item in enumerate(raw):
         p = path + (i,)
-        member = chk.mapping(item, p, HA_MEMBER_KEYS, null_ok=False)
+        member = chk.mapping(item, p, HA_MEMBER_KEYS + HA_MEMBER_OPTIONAL, null_ok=False)
         if member is None:
             continue
+        if with_service and "inventory_service" not in member:
+            chk.error(p, f"missing field 'inventory_service' (ha.members[{with_service[0]}] has one: "
+                         "give it on every member or on none)")
         values = {}
-        for key in HA_MEMBER_KEYS:
+        for key in HA_MEMBER_KEYS + HA_MEMBER_OPTIONAL:
+            if key in HA_MEMBER_OPTIONAL and key not in member:
+                continue
             if key not in member:
                 chk.error(p, f"missing required field {quote(key)}")
                 continue
@@ -509,7 +521,7 @@ def _ha(chk: Checker, value) -> tuple[HaMember, ...] | object:
                 continue
             seen[got] = ("ha", "members", i, key)
             values[key] = got
-        if len(values) == len(HA_MEMBER_KEYS):
+        if all(key in values for key in HA_MEMBER_KEYS):
             out.append(HaMember(**values))
     return tuple(out)
 

@@ -35,25 +35,51 @@ def build_scrape_config(settings: Settings) -> dict:
         job(ICMP_JOB, iv.isp_scrape, {"module": ["icmp"]}),
         job(SNMP_JOB, iv.default_scrape, {"module": ["snmp"]}),
     ]
-    if settings.inventory_url:
-        exporter = settings.exporter_targets[0]
-        jobs.append({
-            "job_name": PROBE_JOB, "scheme": settings.exporter_scheme, "metrics_path": "/probe",
-            "params": {"module": ["icmp"]}, "scrape_interval": "60s", "scrape_timeout": "10s",
-            # vmagent 1.79.5 rejects refresh_interval here: -promscrape.httpSDCheckInterval sets it.
-            # With several sites the probes go through the first site's exporter: only its devices.
-            "http_sd_configs": [{"url": settings.inventory_url.rstrip("/") + "/api/v1/sd"
-                                 + (f"?site={settings.site}" if settings.multi_site else "")}],
-            "relabel_configs": [
-                {"source_labels": ["__address__"], "target_label": "__param_target"},
-                {"source_labels": ["__param_target"], "target_label": "instance"},
-                {"target_label": "site", "replacement": settings.site},
-                {"target_label": "__address__", "replacement": exporter},
-            ],
-        })
+    sd_urls = inventory_sd_urls(settings)
+    if sd_urls:
+        # With several sites the probes go through the first site's exporter: only its devices.
+        query = f"?site={settings.site}" if settings.multi_site else ""
+        jobs.append(probe_job([url + query for url in sd_urls], settings.exporter_targets[0],
+                              settings.exporter_scheme, settings.site))
     return {"global": {"scrape_interval": str(iv.default_scrape),
                        "external_labels": dict(settings.external_labels)},
             "scrape_configs": jobs}
+
+
+def inventory_sd_urls(settings: Settings) -> list[str]:
+    """The HTTP SD URLs of the /probe job: every HA member's inventory service (settings
+    `ha.members[].inventory_service`), else the one `inventory_service.url`, else none."""
+    bases = [m.inventory_service for m in settings.ha if m.inventory_service] or (
+        [settings.inventory_url] if settings.inventory_url else [])
+    return [base.rstrip("/") + "/api/v1/sd" for base in bases]
+
+
+def probe_job(sd_urls: list[str], exporter: str, scheme: str = "http", site: str | None = None) -> dict:
+    """The blackbox-style job: each device the inventory service lists is probed through the
+    exporter's /probe?target=ADDRESS.
+
+    Several SD URLs (one per inventory service of an HA deployment, all on one database) list the
+    same devices: vmagent 1.79.5 keeps one target per label set and drops the copies (measured
+    with two SD URLs serving the same 3 targets: /api/v1/targets showed 3 active and 3 dropped
+    targets, and the log got one `skipping duplicate scrape target` error line per copy at every
+    SD check, 3 lines/s at -promscrape.httpSDCheckInterval=1s, none with
+    -promscrape.suppressDuplicateScrapeTargetErrors). When one SD URL fails, vmagent keeps the
+    job's previous targets as a whole (the other URL's changes wait until both answer again); a
+    vmagent started while one service is down still gets every target from the other.
+    """
+    relabel = [
+        {"source_labels": ["__address__"], "target_label": "__param_target"},
+        {"source_labels": ["__param_target"], "target_label": "instance"},
+        *([{"target_label": "site", "replacement": site}] if site is not None else []),
+        {"target_label": "__address__", "replacement": exporter},
+    ]
+    return {
+        "job_name": PROBE_JOB, "scheme": scheme, "metrics_path": "/probe",
+        "params": {"module": ["icmp"]}, "scrape_interval": "60s", "scrape_timeout": "10s",
+        # vmagent 1.79.5 rejects refresh_interval here: -promscrape.httpSDCheckInterval sets it.
+        "http_sd_configs": [{"url": url} for url in sd_urls],
+        "relabel_configs": relabel,
+    }
 
 
 def scrape_problems(config: dict) -> list[str]:

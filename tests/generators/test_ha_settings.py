@@ -10,6 +10,7 @@ import pytest
 from generators.flags import read_args
 from generators.generate import generate_files
 from generators.settings import SettingsError, loads_settings
+from generators.vmagent import PROBE_JOB, build_scrape_config
 from inventory.loader import load_inventory
 from tests.generators.helpers import REPO
 
@@ -58,9 +59,60 @@ def test_bad_ha_members_are_errors_at_their_lines_all_at_once():
         "s.yml:4: ha.members[1].victoria_metrics: 'http://vm-1:8428' is already ha.members.0.victoria_metrics",
         "s.yml:4: ha.members[1].alertmanager: must be an http:// or https:// URL, got 'ftp://am-2'",
         "s.yml:4: ha.members[1].alertmanager_cluster: must be host:port, got string 'am 2'",
-        "s.yml:5: ha.members[2].peers: unknown key (allowed: victoria_metrics, alertmanager, alertmanager_cluster)",
+        "s.yml:5: ha.members[2].peers: unknown key (allowed: victoria_metrics, alertmanager, alertmanager_cluster, "
+        "inventory_service)",
         "s.yml:5: ha.members[2]: missing required field 'alertmanager_cluster'",
     ]
     with pytest.raises(SettingsError) as info:
         loads_settings(HA.split("    - {victoria_metrics: 'http://vm-2")[0], "one.yml")
     assert [str(p) for p in info.value.problems] == ["one.yml:2: ha.members: HA needs two or more members, got 1"]
+
+
+HA_SERVICES = textwrap.dedent("""\
+    inventory_service: {url: 'http://inv-0:10119'}
+    ha:
+      members:
+        - {victoria_metrics: 'http://vm-1:8428', alertmanager: 'http://am-1:9093', alertmanager_cluster: 'am-1:9094',
+           inventory_service: 'http://inv-1:10119/'}
+        - {victoria_metrics: 'http://vm-2:8428', alertmanager: 'http://am-2:9093', alertmanager_cluster: 'am-2:9094',
+           inventory_service: 'http://inv-2:10119'}
+    """)
+
+
+def probe_sd_urls(settings_text: str) -> list[str]:
+    jobs = {j["job_name"]: j for j in build_scrape_config(loads_settings(settings_text, "s.yml"))["scrape_configs"]}
+    return [sd["url"] for sd in jobs[PROBE_JOB]["http_sd_configs"]] if PROBE_JOB in jobs else []
+
+
+def test_member_inventory_services_each_feed_the_probe_job():
+    # Every member's service is listed (a dead one loses no target); the single URL is then unused.
+    assert probe_sd_urls(HA_SERVICES) == ["http://inv-1:10119/api/v1/sd", "http://inv-2:10119/api/v1/sd"]
+    files = generate_files(load_inventory(EXAMPLE_INVENTORY), loads_settings(HA_SERVICES, "s.yml"), "example")
+    assert "http://inv-2:10119/api/v1/sd" in files["vmagent/scrape.yml"]
+    assert read_args(files["flags/vmagent.args"]) == ["-promscrape.httpSDCheckInterval=30s",
+                                                      "-promscrape.suppressDuplicateScrapeTargetErrors=true"]
+    # Without member services: the one inventory_service.url, as for a single stack; neither: no job.
+    assert probe_sd_urls(HA + "inventory_service: {url: 'http://inv-0:10119'}\n") == ["http://inv-0:10119/api/v1/sd"]
+    assert probe_sd_urls(HA) == []
+
+
+def test_member_inventory_services_every_member_or_none_valid_and_distinct():
+    text = textwrap.dedent("""\
+        ha:
+          members:
+            - {victoria_metrics: 'http://vm-1:8428', alertmanager: 'http://am-1:9093', alertmanager_cluster: 'am-1:9094',
+               inventory_service: 'http://inv-1:10119'}
+            - {victoria_metrics: 'http://vm-2:8428', alertmanager: 'http://am-2:9093', alertmanager_cluster: 'am-2:9094'}
+            - {victoria_metrics: 'http://vm-3:8428', alertmanager: 'http://am-3:9093', alertmanager_cluster: 'am-3:9094',
+               inventory_service: 'inv-3:10119'}
+            - {victoria_metrics: 'http://vm-4:8428', alertmanager: 'http://am-4:9093', alertmanager_cluster: 'am-4:9094',
+               inventory_service: 'http://inv-1:10119'}
+        """)
+    with pytest.raises(SettingsError) as info:
+        loads_settings(text, "s.yml")
+    assert [str(p) for p in info.value.problems] == [
+        "s.yml:5: ha.members[1]: missing field 'inventory_service' (ha.members[0] has one: give it on every "
+        "member or on none)",
+        "s.yml:7: ha.members[2].inventory_service: must be an http:// or https:// URL, got 'inv-3:10119'",
+        "s.yml:9: ha.members[3].inventory_service: 'http://inv-1:10119' is already ha.members.0.inventory_service",
+    ]

@@ -14,9 +14,10 @@ DEFAULT_DIR = os.environ.get("WARDOPS_STACK_DIR", ".wardops/stack")
 PORT_FLAGS = {  # flag -> Ports field
     "--vm-port": "victoria_metrics", "--vmagent-port": "vmagent", "--vmalert-port": "vmalert",
     "--alertmanager-port": "alertmanager", "--webhook-port": "webhook",
+    "--inventory-service-port": "inventory_service",
 }
 HA_PORT_FIELDS = ("victoria_metrics_2", "vmagent_2", "vmalert_2", "alertmanager_2", "alertmanager_cluster",
-                  "alertmanager_cluster_2")
+                  "alertmanager_cluster_2", "inventory_service_2")
 
 
 def configure(parser) -> None:
@@ -40,6 +41,13 @@ def configure(parser) -> None:
     for field_name in HA_PORT_FIELDS:
         up.add_argument(f"--{field_name.replace('_', '-')}-port", type=int, dest=field_name,
                         default=getattr(defaults, field_name), help=f"--ha (default {getattr(defaults, field_name)})")
+    up.add_argument("--inventory-db", metavar="URL", default="",
+                    help="run the inventory service on this database (SQLAlchemy URL, e.g. "
+                         "postgresql+psycopg://wardops@db.example/wardops): members inventory-service and, "
+                         "with --ha, inventory-service-2 on the same PostgreSQL; the vmagents' /probe job "
+                         "reads the HTTP SD of each. The URL reaches the services by environment, never "
+                         "their argv; leave the password to ~/.pgpass or PGPASSFILE to keep it out of this "
+                         "command line too")
     up.add_argument("--no-webhook", action="store_true", help="do not run the local webhook receiver")
     up.set_defaults(func=run_up)
     down = sub.add_parser("down", help="stop every daemon of the stack (SIGTERM, then SIGKILL)")
@@ -63,9 +71,14 @@ def run_up(args) -> int:
         print(f"wardops stack up: --exporter given {len(exporters)} times; at most "
               f"{'two (one per chain) with --ha' if args.ha else 'once without --ha'}", file=sys.stderr)
         return 2
+    problem = inventory_db_problem(args.inventory_db, args.ha)
+    if problem:
+        print(f"wardops stack up: --inventory-db: {problem}", file=sys.stderr)
+        return 2
     settings = StackSettings(dir=args.dir, config_dir=args.config_dir, ports=ports, retention=args.retention,
                              evaluation_interval=args.evaluation_interval, webhook=not args.no_webhook,
-                             exporter=exporters[0], ha=args.ha, exporter_2=exporters[1] if len(exporters) > 1 else "")
+                             exporter=exporters[0], ha=args.ha, exporter_2=exporters[1] if len(exporters) > 1 else "",
+                             inventory_db=args.inventory_db)
     stack = Stack(settings)
     try:
         actions = stack.up()
@@ -77,6 +90,23 @@ def run_up(args) -> int:
             print(f"stack: {name} already running ({action})")
     print_urls(stack)
     return 0
+
+
+def inventory_db_problem(url: str, ha: bool) -> str:
+    """Why `url` cannot serve the inventory services ("" if it can); never repeats the URL (it may
+    hold a password)."""
+    if not url:
+        return ""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except ArgumentError:
+        return "not a SQLAlchemy database URL (e.g. postgresql+psycopg://user@host/db)"
+    if ha and backend != "postgresql":
+        return (f"--ha runs two services on one database, which must be PostgreSQL (got a {backend} URL)")
+    return ""
 
 
 def print_urls(stack: Stack, out=None) -> None:

@@ -1,19 +1,24 @@
 """The local stack as data: which daemons, with which flags and configs, under one working directory.
 
 Layout under DIR: `stack.json` (ports and config sources of the running stack, so `status`/`down`
-need no flags), `run/NAME.pid`, `log/NAME.log`, `data/NAME/` and `config/` (the minimal built-in
-configs, written only when no generated config directory is given).
+need no flags), `run/NAME.pid`, `log/NAME.log`, `data/NAME/`, `config/` (the minimal built-in
+configs, written only when no generated config directory is given) and `secrets/inventory-db`
+(mode 0600: the inventory services' database URL, which may hold a password; stack.json keeps it
+masked, and the services get it from the environment, not from their argv, which `ps` shows).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+
+import yaml
 
 from generators.flags import (
     HA_MEMBERS,
@@ -23,6 +28,7 @@ from generators.flags import (
     vmagent_ha_flags,
     vmalert_ha_flags,
 )
+from generators.vmagent import probe_job
 from wardops.stack import defaults, ha
 from wardops.stack.process import Daemon, StackError
 
@@ -33,8 +39,9 @@ BINARIES = {
     "vmalert": "vmalert",
     "alertmanager": "prometheus-alertmanager",
 }
-# Start order: storage first, then writers/readers of it, then the notification chain's ends.
-KINDS = ("webhook", "victoria-metrics", "alertmanager", "vmagent", "vmalert")
+# Start order: storage first, then writers/readers of it, then the notification chain's ends; the
+# inventory services before the vmagents, which read their HTTP SD.
+KINDS = ("webhook", "inventory-service", "victoria-metrics", "alertmanager", "vmagent", "vmalert")
 ORDER = KINDS  # one member each (without --ha)
 
 
@@ -51,6 +58,7 @@ class Ports:
     vmalert: int = 8880
     alertmanager: int = 9093
     webhook: int = 9095
+    inventory_service: int = 10119  # `wardops inventory serve`'s own default; the exporter is on 10118
     # Second members (--ha) and the Alertmanagers' gossip ports (9094 is Alertmanager's own default).
     victoria_metrics_2: int = 8438
     vmagent_2: int = 8439
@@ -58,6 +66,7 @@ class Ports:
     alertmanager_2: int = 9096
     alertmanager_cluster: int = 9094
     alertmanager_cluster_2: int = 9097
+    inventory_service_2: int = 10120
 
     def of(self, kind: str, n: int = 1) -> int:
         name = kind.replace("-", "_")
@@ -80,9 +89,46 @@ class StackSettings:
     health_timeout: float = 30.0
     ha: bool = False  # two of every daemon (wardops/stack/ha.py)
     exporter_2: str = ""  # --ha: a second exporter (probe site) for the built-in config; both chains scrape both
+    # Run inventory services on this database (two with --ha, one without; "" = none). Held here
+    # in clear; stack.json gets it masked and DIR/secrets/inventory-db (0600) in clear.
+    inventory_db: str = ""
 
     def url(self, port: int) -> str:
         return f"http://{self.host}:{port}"
+
+
+def shown_db(url: str) -> str:
+    """The database URL with its password masked (as `wardops inventory` prints it)."""
+    from inventory.cli import _shown
+
+    try:
+        return _shown(url)
+    except Exception:  # noqa: BLE001 - an unparseable URL must not reach a log in clear either
+        return "(a database URL that does not parse)"
+
+
+def secret_file(directory: Path) -> Path:
+    return directory / "secrets" / "inventory-db"
+
+
+def read_secret(directory: Path) -> str:
+    try:
+        return secret_file(directory).read_text().strip()
+    except FileNotFoundError:
+        return ""
+
+
+def write_secret(directory: Path, text: str) -> bool:
+    """Write DIR/secrets/inventory-db with mode 0600 (created so, never widened); True if it changed."""
+    path = secret_file(directory)
+    if read_secret(directory) == text:
+        return False
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    return True
 
 
 def find_binary(name: str) -> str:
@@ -112,12 +158,15 @@ class Stack:
         data["dir"] = directory
         data["ports"] = Ports(**data["ports"])
         data["config_dir"] = Path(data["config_dir"]) if data.get("config_dir") else None
+        # Masked when the secret file is gone (after `down`): `status` still lists the services.
+        data["inventory_db"] = (read_secret(directory) or data["inventory_db"]) if data.get("inventory_db") else ""
         return cls(StackSettings(**data))
 
     def _save(self) -> None:
         data = asdict(self.settings)
         data["dir"] = str(self.dir)
         data["config_dir"] = str(self.settings.config_dir) if self.settings.config_dir else None
+        data["inventory_db"] = shown_db(self.settings.inventory_db) if self.settings.inventory_db else ""
         (self.dir / "stack.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     # -- config files ------------------------------------------------------------------------
@@ -148,14 +197,28 @@ class Stack:
             "rules": (cfg / "rules.yml", defaults.rules()),
             "alertmanager": (cfg / "alertmanager.yml", defaults.alertmanager_config(s)),
         }
+        if s.inventory_db:
+            scrape = yaml.safe_load(written["scrape"][1])
+            scrape["scrape_configs"].append(probe_job(self.inventory_sd_urls(), s.exporter))
+            written["scrape"] = (written["scrape"][0], defaults.HEADER + yaml.safe_dump(scrape, sort_keys=True))
         for path, text in written.values():
             path.write_text(text)
         return {name: [path] for name, (path, _) in written.items()}
+
+    def inventory_sd_urls(self) -> list[str]:
+        """Every inventory service's HTTP SD: the built-in /probe job lists them all, so a dead
+        service loses no target (generators/vmagent.py probe_job: what vmagent does with the copies)."""
+        s = self.settings
+        return [s.url(s.ports.of("inventory-service", n)) + "/api/v1/sd" for n in self.service_members()]
 
     # -- daemons -----------------------------------------------------------------------------
 
     def members(self) -> int:
         return HA_MEMBERS if self.settings.ha else 1
+
+    def service_members(self) -> range:
+        """Inventory service members: one per chain when a database is given, else none."""
+        return range(1, self.members() + 1) if self.settings.inventory_db else range(0)
 
     def daemons(self, files: dict[str, list[Path]] | None = None) -> dict[str, Daemon]:
         s, p, d = self.settings, self.settings.ports, self.dir
@@ -180,9 +243,9 @@ class Stack:
         def listen(port: int) -> str:
             return f"{s.host}:{port}"
 
-        def daemon(name: str, argv: list[str], health: str) -> Daemon:
+        def daemon(name: str, argv: list[str], health: str, env=None) -> Daemon:
             return Daemon(name=name, argv=tuple(argv), url=health.rsplit("/-/", 1)[0].rsplit("/health", 1)[0],
-                          health_url=health,
+                          health_url=health, env=env or {},
                           pid_file=d / "run" / f"{name}.pid", log_file=d / "log" / f"{name}.log")
 
         out: dict[str, Daemon] = {}
@@ -190,6 +253,14 @@ class Stack:
             out["webhook"] = daemon("webhook", [
                 sys.executable, "-m", "wardops.stack.webhook", f"--listen={listen(p.webhook)}",
                 f"--output={d / 'notifications.jsonl'}"], s.url(p.webhook) + "/-/healthy")
+        for n in self.service_members():
+            # All members on one database: a device written through one is served by every one.
+            # The URL goes by environment (`serve` reads WARDOPS_DB_URL when --db is absent).
+            name = member_name("inventory-service", n)
+            out[name] = daemon(name, [
+                sys.executable, "-m", "wardops.cli", "inventory", "serve",
+                f"--listen={listen(p.of('inventory-service', n))}",
+            ], s.url(p.of("inventory-service", n)) + "/healthz", env={"WARDOPS_DB_URL": s.inventory_db})
         for n in members:
             vm, am, agent, alert = (member_name(k, n) for k in ("victoria-metrics", "alertmanager", "vmagent", "vmalert"))
             vm_url = s.url(p.of("victoria-metrics", n))
@@ -212,6 +283,9 @@ class Stack:
                 f"-remoteWrite.url={vm_url}/api/v1/write",
                 f"-remoteWrite.tmpDataPath={d / 'data' / agent}",
                 f"-promscrape.httpSDCheckInterval={s.sd_check_interval}",
+                # Two services list the same devices: one dropped copy per device and SD check would
+                # each log an error line (generators/vmagent.py probe_job).
+                *(["-promscrape.suppressDuplicateScrapeTargetErrors=true"] if len(self.service_members()) > 1 else []),
             ], vmagent_ha_flags(vm_urls) if s.ha else ()), s.url(p.of("vmagent", n)) + "/health")
             out[alert] = daemon(alert, flags("vmalert", [
                 find_binary("vmalert"), f"-httpListenAddr={listen(p.of('vmalert', n))}",
@@ -242,6 +316,8 @@ class Stack:
         """Start what is not running, reload what is (restart it if its flags or config paths
         changed), wait for health. Returns name -> "started" | "restarted" | "reloaded" | "running"."""
         self.dir.mkdir(parents=True, exist_ok=True)
+        # A changed database URL is not in the services' argv: restart them explicitly.
+        db_changed = write_secret(self.dir, self.settings.inventory_db) if self.settings.inventory_db else False
         files = self.config_files()
         if self.settings.ha:
             extra = [self.settings.exporter_2] if self.settings.exporter_2 else []
@@ -254,7 +330,7 @@ class Stack:
         try:
             for name, daemon in self.daemons(files).items():
                 if daemon.pid() is not None:
-                    if daemon.started_with() == daemon.argv:
+                    if daemon.started_with() == daemon.argv and not (db_changed and daemon.env):
                         actions[name] = "reloaded" if self._reload(name) else "running"
                         daemon.wait_healthy(self.settings.health_timeout)
                         continue
@@ -302,6 +378,7 @@ class Stack:
             if daemon.stop():
                 stopped.append(name)
                 log(f"stack: {name} stopped")
+        secret_file(self.dir).unlink(missing_ok=True)  # nothing runs that needs the URL any more
         return stopped
 
     def status(self) -> dict[str, dict]:
@@ -334,6 +411,8 @@ class Stack:
                 f"vmalert{sfx}": s.url(p.of("vmalert", n)),
                 f"alertmanager{sfx}": s.url(p.of("alertmanager", n)),
             })
+        for n in self.service_members():
+            out[f"inventory-service{'' if n == 1 else f' {n}'}"] = s.url(p.of("inventory-service", n)) + "/api/v1/sd"
         if s.webhook:
             out["webhook"] = s.url(p.webhook) + "/alerts"
             out["notifications"] = str(self.dir / "notifications.jsonl")
