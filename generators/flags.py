@@ -100,9 +100,13 @@ HA_DEDUP_INTERVAL = "1s"
 # show as sent by a lower peer. The default (15 s) allows for a WAN; on one host gossip takes
 # milliseconds, and 5 s is what a page waits when the first peer dies before its failure is noticed.
 AM_PEER_TIMEOUT = "5s"
-# A (re)started Alertmanager waits for the gossip to settle (or this long) before notifying, so it
-# first learns what its peer has already sent; settling needs ~3 stable polls 2 s apart (~6 s).
-AM_SETTLE_TIMEOUT = "10s"
+# No wait for the gossip to "settle" after a (re)start. A member learns what its peers already sent
+# while it joins: the join's full state exchange is done before it serves its API (in a debug log,
+# the peer's notification-log entry was merged 0.05 s before it listened). Waiting added only harm:
+# the notifications it flushed meanwhile were sent when the wait ended, with the alerts as they were
+# when flushed. With 10 s, an Alertmanager restarted while an uplink came back sent a second
+# IspLinkDown firing 11 s after its peer had sent the resolve (bench/ha.py, 2 of 2 runs).
+AM_SETTLE_TIMEOUT = "0s"
 
 
 def alertmanager_ha_flags(listen: str, peers: list[str]) -> tuple[tuple[str, str], ...]:
@@ -114,7 +118,7 @@ def alertmanager_ha_flags(listen: str, peers: list[str]) -> tuple[tuple[str, str
         (f"--cluster.peer-timeout={AM_PEER_TIMEOUT}",
          "second member's wait before sending what the first has not; gossip on one host takes ms"),
         (f"--cluster.settle-timeout={AM_SETTLE_TIMEOUT}",
-         "a restarted member learns what was already sent before it notifies (settles in ~6 s)"),
+         "no settle wait: the join already merged what the peers sent; a wait only sends stale flushes"),
     )
 
 
