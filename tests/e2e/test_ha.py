@@ -152,8 +152,8 @@ def test_vmagent_dead_through_the_recovery_resolves_once(ha):
 
 def test_alertmanager_killed_while_alerts_fire_sends_nothing_again(ha):
     """The Alertmanager that sent the page dies while the page is firing and comes back: its peer
-    holds the notification log (gossip) and sends nothing; the restarted member settles (learns the
-    log) before it notifies and sends nothing either. Then one resolve."""
+    holds the notification log (gossip) and sends nothing; the restarted member merges the log while
+    it joins, before it takes alerts, and sends nothing either. Then one resolve."""
     wait(ha.cluster_ready, 60, "Alertmanager cluster ready")
     branch = branches_with_two_uplinks(ha)[5]
     isp = ha.devices(branch=branch, role="isp")[0]
