@@ -278,9 +278,13 @@ def consensus(expr: str, probing: str, key: tuple[str, ...], quorum: str, unheal
     unhealthy and for `hold` after (its view of devices coming back lags). Value: the smallest of
     the sites' values (the earliest "since")."""
     out_ = f"unless on(site) ({held(unhealthy, hold)})"
-    agreeing = f"({expr}) {out_}"
-    healthy_probing = f"({probing}) {out_}"
     by = ", ".join(key)
+    # A site votes only on targets it reports now: while its exporter restarts, its range-based
+    # views (DeviceFlapping's increase over 10 min) outlive its instant series, and it would count
+    # among the agreeing sites but not among the probing ones (a DeviceFlapping from one site's
+    # changes alone, seen in the end-to-end sites module when site 2's exporter was restarted).
+    agreeing = f"(({expr}) and on({', '.join(('site', *key))}) ({probing})) {out_}"
+    healthy_probing = f"({probing}) {out_}"
     combined = f"min without (site, instance) ({agreeing})"
     if quorum == "any":
         return combined

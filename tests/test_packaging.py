@@ -40,10 +40,12 @@ MODULE_OF = {
     "flask-limiter": "flask_limiter",
     "grafana-foundation-sdk": "grafana_foundation_sdk",
     "pytest-timeout": "pytest_timeout",
+    "pytest-xdist": "xdist",
 }
 # Declared although no wardops file imports them, and why.
 NOT_IMPORTED = {
     "pytest-timeout": "a pytest plugin, used through `timeout =` in setup.cfg [tool:pytest]",
+    "pytest-xdist": "a pytest plugin, used through `-n 2 --dist loadfile` in scripts/test",
     "ruff": "a command, run by scripts/test",
     "pysmi": "snmpsim imports it without declaring it",
     "psycopg": "SQLAlchemy loads it for postgresql+psycopg:// URLs (inventory/service/db.py)",

@@ -436,3 +436,33 @@ def test_the_exporter_dashboard_shows_each_exporters_site_beside_its_scrape_site
     organize = next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"]
     assert organize == {"instance": "Exporter", "site": "Scraped as site", "exporter_site": "Started for site (--site)"}
     assert "ExporterSiteMismatch" in panels["Exporters with another or no site"]["targets"][0]["expr"]
+
+
+def restarted(inputs: list[dict], steps: range) -> list[dict]:
+    """The site's exporter restarted over `steps`: a staleness marker (vmagent writes one when a
+    target stops answering), no samples, then counters from 0 again."""
+    out = []
+    for s in inputs:
+        values = s["values"].split()
+        is_counter = "_total" in s["series"]
+        base = values[steps.start - 1]
+        for i in range(steps.start, len(values)):
+            if i == steps.start:
+                values[i] = "stale"
+            elif i < steps.stop:
+                values[i] = "_"
+            elif is_counter:
+                values[i] = str(float(values[i]) - float(base))
+        out.append({**s, "values": " ".join(values)})
+    return out
+
+
+def test_a_site_whose_exporter_restarts_does_not_outvote_the_others(sites_dir, site_rules):
+    """dc2 alone saw c-isp1 change 4 times by 220 s (dc1: none): no DeviceFlapping. At 400 s dc2's
+    exporter restarts (30 s without series): its 10-minute count of changes outlives its instant
+    series, but a site votes only on targets it reports now, so dc1 alone does not make a quorum of
+    dc2's old changes. Before that rule the alert fired for the restart (end-to-end sites module)."""
+    flaps = "U" * 10 + ("D" * 3 + "U" * 3) * 2 + "U" * (N - 22)
+    inputs = network("dc1", {}, {}) + restarted(network("dc2", {"c-isp1": flaps}, {}), range(40, 43))
+    run_promtool(sites_dir, "site_restart_flap", inputs,
+                 [a for t in ("300s", "400s", "410s", "420s", "430s", "500s") for a in none_of(["DeviceFlapping"], t)])
