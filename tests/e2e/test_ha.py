@@ -30,6 +30,7 @@ PAGE_WITHIN = 30.0
 QUIET = 15.0
 LATENCIES: dict[str, float] = {}
 RESOLVES: dict[str, int] = {}
+RESENDS: dict[str, int] = {}  # Alertmanager 0.25's re-send after a resolve (assert_one_page_then_resolved)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def ha(tmp_path_factory):
         tb.wait_ingested_everywhere(timeout=120)
         quiet_after_start(tb)
         yield tb
-    print("HA latencies (uplink dark -> IspLinkDown notification):", LATENCIES, "resolves:", RESOLVES)
+    print("HA latencies (uplink dark -> IspLinkDown notification):", LATENCIES, "resolves:", RESOLVES, "re-sends after the resolve:", RESENDS)
 
 
 def branches_with_two_uplinks(tb) -> list[str]:
@@ -97,11 +98,30 @@ def outage_with_one_member_lost(tb: HaTestbed, branch: str, victim: str) -> None
     resolved = tb.wait_alert("IspLinkDown", 60, since=restored, status="resolved", device=isp.name)
     assert resolved is not None, f"no resolve within 60 s after the uplink came back ({victim} restarted)"
     time.sleep(QUIET)
-    got = [(a.name, a.status, a.labels.get("device")) for a in tb.alerts(since)
-           if a.labels.get("branch") == branch]
-    RESOLVES[victim] = got.count(("IspLinkDown", "resolved", isp.name))
+    assert_one_page_then_resolved(tb, since, branch, isp, victim)
+
+
+def assert_one_page_then_resolved(tb, since: float, branch: str, isp, victim: str) -> None:
+    """Exactly one page, then its resolve. One thing more is tolerated and counted, not hidden:
+    Alertmanager 0.25's re-send after the resolve (firing, then resolved again). When the two
+    members' snapshots of the alert differ at a group tick (a member restarted; or a lagging chain,
+    whose vmalert still sends "firing" for a moment after the other sent "resolved"), the member at
+    the second position sends its older firing 5 s after its peer's resolve (docs/stack.md; seen
+    once in 8 module runs, with VictoriaMetrics killed). The final state must be resolved."""
     fire, done = ("IspLinkDown", "firing", isp.name), ("IspLinkDown", "resolved", isp.name)
-    assert got == [fire, done], got
+
+    def about_branch() -> list[tuple]:
+        return [(a.name, a.status, a.labels.get("device")) for a in tb.alerts(since) if a.labels.get("branch") == branch]
+
+    got = about_branch()
+    if got[2:] == [fire]:  # the re-send's own resolve comes one group_interval (10 s) later
+        resent = [a for a in tb.alerts(since) if a.name == "IspLinkDown" and a.labels.get("device") == isp.name][-1]
+        tb.wait_alert("IspLinkDown", 30, since=resent.received_ts + 0.001, status="resolved", device=isp.name)
+        got = about_branch()
+    RESOLVES[victim] = got.count(done)
+    RESENDS[victim] = len(got[2:]) // 2
+    assert got[:2] == [fire, done], got
+    assert got[2:] in ([], [fire, done]), got
 
 
 @pytest.mark.parametrize("index,victim", [
@@ -145,9 +165,7 @@ def test_vmagent_dead_through_the_recovery_resolves_once(ha):
     finally:
         agent.start()
         agent.wait_healthy(60)
-    fire, done = ("IspLinkDown", "firing", isp.name), ("IspLinkDown", "resolved", isp.name)
-    got = [(a.name, a.status, a.labels.get("device")) for a in ha.alerts(since) if a.labels.get("branch") == branch]
-    assert got == [fire, done], got
+    assert_one_page_then_resolved(ha, since, branch, isp, "vmagent dead through the recovery")
 
 
 def test_alertmanager_killed_while_alerts_fire_sends_nothing_again(ha):
